@@ -9,6 +9,7 @@ from uniformer.errors import (
     VideoError,
     WeightsUnavailableError,
 )
+import uniformer.models  # noqa: E402,F401  (registers the zoo's timm constructors)
 
 __version__ = "0.1.0"
 

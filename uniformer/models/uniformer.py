@@ -1,0 +1,467 @@
+"""UniFormer for video (Li et al., ICLR 2022), numerically equivalent to the official model.
+
+Mapping from the paper to this file (paper Eq. 1-3, one UniFormer block):
+
+* ``X = DPE(X_in) + X_in`` -- ``pos_embed``: a depthwise 3x3x3 Conv3d added residually, first op
+  of every block. It is the only position information in the network (no absolute table), so any
+  ``T x H x W`` is accepted.
+* ``Y = MHRA(Norm(X)) + X`` -- the Multi-Head Relation Aggregator, two flavours:
+
+  - *local* MHRA (``LocalBlock``, stages 1-2, official ``CBlock``): ``conv2(attn(conv1(BN(x))))``.
+    ``conv1`` is the paper's context encoding V, ``conv2`` the head fusion U, and the token affinity
+    ``A^local`` (Eq. 6) is ``attn``: a depthwise 5x5x5 Conv3d. The official code therefore has one
+    learnable 5x5x5 affinity *per channel* (C heads of width 1), not one per head as the paper's
+    formula reads, and uses BatchNorm rather than LayerNorm as "Norm".
+  - *global* MHRA (``GlobalBlock``, stages 3-4, official ``SABlock``): ordinary multi-head
+    self-attention over all ``L = T*H*W`` tokens (``A^global = softmax(QK^T)``), computed by the
+    shared ``uniformer.models.layers.Attention`` so ``attention_capture`` can expose the maps.
+    ``SplitGlobalBlock`` (``split=True``) factorises it into temporal-then-spatial attention.
+* ``Z = FFN(Norm(Y)) + Y`` -- ``mlp``: two pointwise layers with exact GELU (1x1x1 convs after BN
+  in local blocks, Linear layers after LayerNorm in global blocks).
+
+Stem and downsampling are ``PatchEmbed3d`` (Conv3d then channel LayerNorm). The head is
+BatchNorm3d -> mean over T'H'W' -> Linear. State-dict keys, their order and every numeric detail
+(LayerNorm eps 1e-5 in patch embeds but 1e-6 in blocks, head width, split-block residual quirk)
+follow ``shared/reference/uniformer/README.md`` so that official checkpoints load with
+``strict=True``.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import torch
+import torch.utils.checkpoint
+from timm.layers import DropPath
+from torch import nn
+
+from uniformer.models.checkpoint import unwrap_state_dict
+from uniformer.models.layers import Attention
+
+__all__ = [
+    "UniFormer",
+    "PatchEmbed3d",
+    "LocalBlock",
+    "GlobalBlock",
+    "SplitGlobalBlock",
+    "Mlp",
+    "checkpoint_filter_fn",
+]
+
+# Keyword arguments that timm's builder may hand to a model class and that carry no meaning here.
+_TIMM_BOOKKEEPING_KWARGS = frozenset(
+    {"pretrained_cfg", "pretrained_cfg_overlay", "pretrained_model_args", "cache_dir"}
+)
+# Smallest height/width that survives the four spatial downsamplings (4 * 2 * 2 * 2).
+_MIN_SPATIAL = 32
+
+_block_norm = partial(nn.LayerNorm, eps=1e-6)
+
+
+class Mlp(nn.Module):
+    """FFN: fc1 -> GELU -> dropout -> fc2 -> dropout; pointwise 1x1x1 convs when ``conv=True``."""
+
+    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, conv: bool = False) -> None:
+        super().__init__()
+        layer = partial(nn.Conv3d, kernel_size=1) if conv else nn.Linear
+        self.fc1 = layer(dim, hidden_dim)
+        self.act = nn.GELU()
+        self.fc2 = layer(hidden_dim, dim)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(self.act(self.fc1(x)))
+        return self.drop(self.fc2(x))
+
+
+class PatchEmbed3d(nn.Module):
+    """Strided Conv3d then LayerNorm over channels, keeping the ``(B, C, T, H, W)`` layout.
+
+    ``norm`` is registered before ``proj`` only to reproduce the official state-dict key order.
+    The LayerNorm keeps PyTorch's default eps (1e-5), unlike the block norms (1e-6).
+    """
+
+    def __init__(
+        self,
+        in_chans: int,
+        embed_dim: int,
+        kernel_size: tuple[int, int, int],
+        stride: tuple[int, int, int],
+        padding: tuple[int, int, int],
+    ) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(embed_dim)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size, stride=stride, padding=padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(x)
+        B, C, T, H, W = x.shape
+        x = self.norm(x.flatten(2).transpose(1, 2))
+        return x.reshape(B, T, H, W, C).permute(0, 4, 1, 2, 3).contiguous()
+
+
+def _dpe(dim: int) -> nn.Conv3d:
+    """Dynamic position embedding: depthwise 3x3x3 conv (added residually by the blocks)."""
+    return nn.Conv3d(dim, dim, 3, padding=1, groups=dim)
+
+
+class LocalBlock(nn.Module):
+    """Local UniFormer block (official ``CBlock``): DPE, local MHRA, conv FFN, BatchNorm."""
+
+    def __init__(
+        self, dim: int, mlp_ratio: float = 4.0, drop: float = 0.0, drop_path: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.pos_embed = _dpe(dim)
+        self.norm1 = nn.BatchNorm3d(dim)
+        self.conv1 = nn.Conv3d(dim, dim, 1)  # V: token context encoding
+        self.conv2 = nn.Conv3d(dim, dim, 1)  # U: head fusion
+        self.attn = nn.Conv3d(dim, dim, 5, padding=2, groups=dim)  # A^local, one kernel per channel
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = nn.BatchNorm3d(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, conv=True)
+
+    @property
+    def local_affinity(self) -> torch.Tensor:
+        """The learned 5x5x5 affinity ``(C, 1, 5, 5, 5)``; entry (dt, dh, dw) weights offset (-2..2)."""
+        return self.attn.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        x = x + self.drop_path(self.conv2(self.attn(self.conv1(self.norm1(x)))))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+
+class GlobalBlock(nn.Module):
+    """Global UniFormer block (official ``SABlock``): DPE, MHSA over all T*H*W tokens, MLP."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.pos_embed = _dpe(dim)
+        self.norm1 = _block_norm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = _block_norm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        B, C, T, H, W = x.shape
+        x = x.flatten(2).transpose(1, 2)  # (B, L, C), token order (t, h, w)
+        x = x + self.drop_path(self.attn(self.norm1(x)))
+        x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x.transpose(1, 2).reshape(B, C, T, H, W)
+
+
+class SplitGlobalBlock(nn.Module):
+    """Divided attention (official ``SplitSABlock``, ``split=True``): temporal, then spatial.
+
+    Temporal attention runs over T for each spatial site, batch layout ``(B*H*W, T, C)``; spatial
+    attention runs over H*W for each frame, batch layout ``(B*T, H*W, C)``. As in the official
+    code, the spatial branch is added to the DPE output, not to the temporal result, so the
+    temporal branch reaches the output only through the spatial attention's input.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        drop: float = 0.0,
+        attn_drop: float = 0.0,
+        drop_path: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.pos_embed = _dpe(dim)
+        self.t_norm = _block_norm(dim)
+        self.t_attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.norm1 = _block_norm(dim)
+        self.attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
+        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
+        self.norm2 = _block_norm(dim)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.pos_embed(x)
+        B, C, T, H, W = x.shape
+        S = H * W
+        t = x.reshape(B, C, T, S).permute(0, 3, 2, 1).reshape(B * S, T, C)
+        t = t + self.drop_path(self.t_attn(self.t_norm(t)))
+        s = t.reshape(B, S, T, C).permute(0, 2, 1, 3).reshape(B * T, S, C)
+        residual = x.reshape(B, C, T, S).permute(0, 2, 3, 1).reshape(B * T, S, C)
+        s = residual + self.drop_path(self.attn(self.norm1(s)))
+        s = s.reshape(B, T * S, C)
+        s = s + self.drop_path(self.mlp(self.norm2(s)))
+        return s.transpose(1, 2).reshape(B, C, T, H, W)
+
+
+def _four(name: str, value: Sequence[int]) -> list[int]:
+    values = list(value)
+    if len(values) != 4:
+        raise ValueError(f"UniFormer needs four values for {name} (one per stage), got {values}.")
+    return [int(v) for v in values]
+
+
+class UniFormer(nn.Module):
+    """UniFormer video classifier; input ``(B, C, T, H, W)`` (or a one-element list of it).
+
+    Constructor arguments carry the official names and defaults (UniFormer-S); ``img_size`` is
+    bookkeeping only. Unknown keyword arguments raise ``TypeError`` except the bookkeeping ones
+    timm's builder passes (``pretrained_cfg`` ...) and ``global_pool='avg'``.
+    """
+
+    def __init__(
+        self,
+        depth: Sequence[int] = (3, 4, 8, 3),
+        num_classes: int = 400,
+        img_size: int = 224,
+        in_chans: int = 3,
+        embed_dim: Sequence[int] = (64, 128, 320, 512),
+        head_dim: int = 64,
+        mlp_ratio: float = 4.0,
+        qkv_bias: bool = True,
+        qk_scale: float | None = None,
+        representation_size: int | None = None,
+        drop_rate: float = 0.0,
+        attn_drop_rate: float = 0.0,
+        drop_path_rate: float = 0.0,
+        split: bool = False,
+        std: bool = False,
+        use_checkpoint: bool = False,
+        checkpoint_num: Sequence[int] = (0, 0, 0, 0),
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        global_pool = kwargs.pop("global_pool", None)
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"UniFormer only supports global_pool='avg', got {global_pool!r}.")
+        unknown = sorted(set(kwargs) - _TIMM_BOOKKEEPING_KWARGS)
+        if unknown:
+            raise TypeError(f"UniFormer got unexpected keyword argument(s): {', '.join(unknown)}.")
+        depth = _four("depth", depth)
+        embed_dim = _four("embed_dim", embed_dim)
+        for s in (2, 3):
+            if embed_dim[s] % head_dim or embed_dim[s] < head_dim:
+                raise ValueError(
+                    f"embed_dim[{s}]={embed_dim[s]} must be a positive multiple of "
+                    f"head_dim={head_dim} for the global-attention stages."
+                )
+
+        self.num_classes = num_classes
+        self.img_size = img_size
+        self.in_chans = in_chans
+        self.depth = depth
+        self.embed_dim = embed_dim
+        self.num_heads = [d // head_dim for d in embed_dim]
+        self.split = split
+        self.std = std
+        self.use_checkpoint = use_checkpoint
+        self.checkpoint_num = _four("checkpoint_num", checkpoint_num)
+        self.grad_checkpointing = False  # timm switch: checkpoint every block when True
+
+        # Registration order reproduces the official state-dict key order.
+        self.patch_embed1 = PatchEmbed3d(in_chans, embed_dim[0], (3, 4, 4), (2, 4, 4), (1, 0, 0))
+        kt = 3 if std else 1  # std=True adds temporal context but keeps temporal stride 1
+        for s in (1, 2, 3):
+            embed = PatchEmbed3d(embed_dim[s - 1], embed_dim[s], (kt, 2, 2), (1, 2, 2), (kt // 2, 0, 0))
+            self.add_module(f"patch_embed{s + 1}", embed)
+        self.pos_drop = nn.Dropout(p=drop_rate)
+
+        dpr = torch.linspace(0, drop_path_rate, sum(depth), device="cpu").tolist()
+        global_cls = SplitGlobalBlock if split else GlobalBlock
+        offset = 0
+        for s in range(4):
+            blocks = []
+            for i in range(depth[s]):
+                if s < 2:
+                    blk = LocalBlock(embed_dim[s], mlp_ratio, drop_rate, dpr[offset + i])
+                else:
+                    blk = global_cls(
+                        embed_dim[s], self.num_heads[s], mlp_ratio, qkv_bias, qk_scale,
+                        drop_rate, attn_drop_rate, dpr[offset + i],
+                    )
+                blocks.append(blk)
+            self.add_module(f"blocks{s + 1}", nn.ModuleList(blocks))
+            offset += depth[s]
+
+        self.norm = nn.BatchNorm3d(embed_dim[-1])
+        if representation_size:
+            # The official class builds this from the whole embed_dim list and crashes; we fix it
+            # (as the HF demo fixes reset_classifier) and apply it after pooling. No checkpoint uses it.
+            self.num_features = representation_size
+            self.pre_logits = nn.Sequential(
+                OrderedDict(fc=nn.Linear(embed_dim[-1], representation_size), act=nn.Tanh())
+            )
+        else:
+            self.num_features = embed_dim[-1]
+            self.pre_logits = nn.Identity()
+        self.head_hidden_size = self.num_features
+        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
+        self.feature_info = [
+            dict(num_chs=embed_dim[s], reduction=4 * 2**s, module=f"blocks{s + 1}") for s in range(4)
+        ]
+
+        self.apply(self._init_weights)
+        if split:
+            # Official init: temporal attention starts as qkv = 0, proj.weight = 1.
+            for name, p in self.named_parameters():
+                if ".t_attn." in name:
+                    nn.init.constant_(p, 1.0 if name.endswith("proj.weight") else 0.0)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    # ----------------------------------------------------------------------------------- access
+    @property
+    def patch_embeds(self) -> tuple[PatchEmbed3d, ...]:
+        return (self.patch_embed1, self.patch_embed2, self.patch_embed3, self.patch_embed4)
+
+    @property
+    def stages(self) -> tuple[nn.ModuleList, ...]:
+        """The four block lists (``blocks1`` .. ``blocks4``), 0-indexed here."""
+        return (self.blocks1, self.blocks2, self.blocks3, self.blocks4)
+
+    def local_blocks(self) -> dict[str, LocalBlock]:
+        """``{'blocks{s}.{i}': block}`` for every local block (its ``local_affinity`` is the kernel)."""
+        return {
+            f"blocks{s + 1}.{i}": blk
+            for s, stage in enumerate(self.stages)
+            for i, blk in enumerate(stage)
+            if isinstance(blk, LocalBlock)
+        }
+
+    def local_affinity(self, stage: int, block: int) -> torch.Tensor:
+        """Depthwise 5x5x5 kernel ``(C, 1, 5, 5, 5)`` of ``blocks{stage}.{block}`` (stage from 1)."""
+        blk = self.stages[stage - 1][block]
+        if not isinstance(blk, LocalBlock):
+            raise ValueError(f"blocks{stage}.{block} is a global block and has no local affinity.")
+        return blk.local_affinity
+
+    # ---------------------------------------------------------------------------- timm surface
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Nothing beyond 1-D params (which the optimiser factories exclude anyway)."""
+        return set()
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Checkpoint every block (``True``) or none (``False``, also clears ``use_checkpoint``)."""
+        self.grad_checkpointing = enable
+        if not enable:
+            self.use_checkpoint = False
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        if global_pool not in (None, "avg"):
+            raise ValueError(f"UniFormer only supports global_pool='avg', got {global_pool!r}.")
+        self.num_classes = num_classes
+        device = self.norm.weight.device
+        self.head = (
+            nn.Linear(self.num_features, num_classes, device=device) if num_classes > 0 else nn.Identity()
+        )
+        self.head.apply(self._init_weights)
+
+    # --------------------------------------------------------------------------------- forward
+    def _as_clip(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        if isinstance(x, (list, tuple)):
+            if len(x) != 1:
+                raise ValueError(f"UniFormer takes one pathway, got a list of {len(x)} tensors.")
+            x = x[0]
+        if not isinstance(x, torch.Tensor) or x.ndim != 5:
+            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"UniFormer expects a clip tensor shaped (batch, channels, frames, height, width), got {got}."
+            )
+        if x.shape[1] != self.in_chans or min(x.shape[-2:]) < _MIN_SPATIAL:
+            raise ValueError(
+                f"UniFormer expects {self.in_chans} channels and height/width of at least "
+                f"{_MIN_SPATIAL} pixels, got input shaped {tuple(x.shape)}."
+            )
+        return x
+
+    def _run_stage(self, s: int, x: torch.Tensor) -> torch.Tensor:
+        for i, blk in enumerate(self.stages[s]):
+            ckpt = self.grad_checkpointing or (self.use_checkpoint and i < self.checkpoint_num[s])
+            if ckpt and torch.is_grad_enabled() and not torch.jit.is_scripting():
+                x = torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return x
+
+    def _trunk(self, x: torch.Tensor, collect: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
+        x = self._as_clip(x)
+        for s, embed in enumerate(self.patch_embeds):
+            x = embed(x)
+            if collect is not None:
+                collect["patch_embed_outputs"].append(x)
+            if s == 0:
+                x = self.pos_drop(x)
+            x = self._run_stage(s, x)
+            if collect is not None:
+                collect["stage_outputs"].append(x)
+        return x
+
+    def forward_features(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        """Stage-4 map after the final BatchNorm3d, ``(B, C4, T', H', W')``."""
+        return self.norm(self._trunk(x))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        """Mean over T'H'W' then the classifier; ``pre_logits=True`` returns the pooled features."""
+        x = self.pre_logits(x.flatten(2).mean(-1))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_stages(self, x: torch.Tensor | Sequence[torch.Tensor]) -> dict[str, Any]:
+        """Everything the analysis views need from one pass.
+
+        Returns ``patch_embed_outputs`` (4, after their LayerNorm), ``stage_outputs`` (4, output of
+        each stage's last block, before the final norm), ``features`` (after the final norm),
+        ``pooled`` (head input) and ``logits``.
+        """
+        collect: dict[str, list[torch.Tensor]] = {"patch_embed_outputs": [], "stage_outputs": []}
+        features = self.norm(self._trunk(x, collect))
+        pooled = self.forward_head(features, pre_logits=True)
+        return {**collect, "features": features, "pooled": pooled, "logits": self.head(pooled)}
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def checkpoint_filter_fn(state_dict: Any, model: nn.Module) -> dict[str, torch.Tensor]:
+    """Normalise an official video checkpoint for ``model.load_state_dict(strict=True)``.
+
+    Accepts the raw loaded object (plain, ``model`` / ``model_state`` / ``state_dict``
+    containers), strips a ``module.`` / ``backbone.`` prefix shared by all keys (both through
+    ``uniformer.models.checkpoint.unwrap_state_dict``) and fills in BatchNorm
+    ``num_batches_tracked`` buffers the file may lack (they never affect eval). Shape and key
+    validation is left to ``match_state_dict`` so that a head can still be ignored for fine-tuning.
+    """
+    sd = dict(unwrap_state_dict(state_dict))
+    for k, v in model.state_dict().items():
+        if k.endswith("num_batches_tracked") and k not in sd:
+            sd[k] = v.detach().clone()
+    return sd
