@@ -1,8 +1,16 @@
-"""Command-line entry of the browser app (placeholder until the app issue lands)."""
+"""Command-line entry of the browser app: ``python app.py [--host 127.0.0.1] [--port 7860]
+[--device auto|cpu|cuda] [--share]``.
+
+Start-up works offline: Gradio analytics are off, Hugging Face look-ups are local-only (unless
+``--allow-downloads``), the default models are loaded once before the server opens, and the time
+from start to ready is printed.
+"""
 from __future__ import annotations
 
 import argparse
+import logging
 import os
+import sys
 import time
 
 
@@ -12,18 +20,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs network)")
+    p.add_argument("--models", help="comma-separated default models (default: the bundled ones, else "
+                                    "UniFormer-S and TimeSformer-B with random weights)")
+    p.add_argument("--views", default="1x1", help="default views per prediction, CLIPSxCROPS (default 1x1)")
+    p.add_argument("--allow-downloads", action="store_true",
+                   help="download published weights from the Hugging Face hub when a chosen model has none on disk")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     start = time.perf_counter()
-    import gradio as gr
+    # before gradio / huggingface_hub are imported: they read these at import time
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    if not args.allow_downloads:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    with gr.Blocks(title="UniFormer Lab") as demo:
-        gr.Markdown("# UniFormer Lab\nThe interface is being built; the core package works from Python.")
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True)
-    print(f"UniFormer Lab ready at http://{args.host}:{args.port} in {time.perf_counter() - start:.1f} s")
-    demo.block_thread()
+    from app.layout import build_app, launch_kwargs, make_state
+    from uniformer.errors import UniformerLabError
+    from uniformer.predict import parse_views
+
+    try:
+        views = parse_views(args.views)
+        models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
+        print(f"UniFormer Lab: loading default models on {args.device} ...", flush=True)
+        state = make_state(device=args.device, default_models=models, views=views,
+                           allow_downloads=args.allow_downloads, preload=False)
+        state.preload_defaults(report=lambda line: print(line, flush=True))
+        demo = build_app(state)
+    except UniformerLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, prevent_thread_lock=True,
+                **launch_kwargs(state))
+    state.startup_s = time.perf_counter() - start
+    print(f"UniFormer Lab ready at http://{args.host}:{args.port} in {state.startup_s:.1f} s "
+          f"(device {state.device})", flush=True)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
     return 0

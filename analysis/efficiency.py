@@ -1,0 +1,239 @@
+"""Accuracy vs cost: the published table next to what this project measures for its own models.
+
+Published rows come from ``assets/published_results.csv`` (one row per paper table entry).
+GFLOPs there mean multiply-adds; "per view" is one clip × one crop, "total" is per video over
+all test views (clips × crops). The project's measured points are FLOPs/params counted by
+``uniformer.flops.count_flops`` on the zoo architecture at the zoo input size (no weights
+needed, counted on the ``meta`` device); they carry the published top-1 of that checkpoint
+(accuracy is not re-measured here) and are drawn hollow so the two are never confused.
+"""
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Literal, Sequence
+
+import plotly.graph_objects as go
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis.attention import AnalysisError
+
+PUBLISHED_CSV = Path(__file__).resolve().parents[1] / "assets" / "published_results.csv"
+Per = Literal["view", "total"]
+_PALETTE = {
+    "UniFormer": "#d62728", "TimeSformer": "#1f77b4", "Video Swin": "#2ca02c", "MViT": "#9467bd",
+    "ViViT": "#8c564b", "X3D": "#ff7f0e", "SlowFast": "#7f7f7f", "TSM": "#bcbd22", "TEA": "#17becf",
+    "UniFormerV2": "#e377c2",
+}
+
+
+_EXTRA = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
+          "#636363", "#17becf", "#bcbd22"]
+
+
+def _colour(model: str) -> str:
+    """Fixed colours for the main families, a stable pick from a list for the rest."""
+    if model in _PALETTE:
+        return _PALETTE[model]
+    return _EXTRA[sum(map(ord, model)) % len(_EXTRA)]
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        v = float(text) if text not in (None, "") else None
+    except ValueError:
+        return None
+    return v if v is None or math.isfinite(v) else None
+
+
+def parse_views(views: str | None) -> int | None:
+    """``"4x3"`` (clips × crops) → 12; empty or malformed → None."""
+    if not views:
+        return None
+    try:
+        return math.prod(int(p) for p in views.lower().split("x"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class PublishedPoint:
+    """One published result (a CSV row with an accuracy)."""
+
+    model: str
+    variant: str
+    pretrain: str
+    dataset: str
+    frames: int | None
+    views: str
+    gflops_per_view: float | None
+    gflops_total: float | None
+    top1: float
+    params_m: float | None
+    source: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} ({self.views})" if self.views else self.variant
+
+    def gflops(self, per: Per) -> float | None:
+        return self.gflops_per_view if per == "view" else self.gflops_total
+
+
+def load_published(dataset: str | None = None, path: str | Path | None = None) -> list[PublishedPoint]:
+    """Rows with a top-1, optionally for one dataset (``K400``, ``K600``, ``SSv1``, ``SSv2``).
+
+    A missing total is filled as per-view × views (and vice versa); exact duplicates (the same
+    number printed in two tables of one paper) are kept once.
+    """
+    path = Path(path) if path else PUBLISHED_CSV
+    if not path.is_file():
+        raise AnalysisError(f"The published results table {path} does not exist.")
+    points: list[PublishedPoint] = []
+    seen: set[tuple] = set()
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            top1 = _num(row.get("top1"))
+            if top1 is None or (dataset and row["dataset"].lower() != dataset.lower()):
+                continue
+            per_view, total = _num(row.get("gflops_per_view")), _num(row.get("gflops_total"))
+            n = parse_views(row.get("views"))
+            if total is None and per_view is not None and n:
+                total = per_view * n
+            if per_view is None and total is not None and n:
+                per_view = total / n
+            frames = _num(row.get("frames"))
+            p = PublishedPoint(
+                model=row["model"], variant=row["variant"], pretrain=row["pretrain"], dataset=row["dataset"],
+                frames=int(frames) if frames else None, views=row.get("views") or "",
+                gflops_per_view=per_view, gflops_total=total, top1=top1,
+                params_m=_num(row.get("params_m")), source=row.get("source", ""),
+            )
+            key = (p.model, p.variant, p.pretrain, p.dataset, p.views, p.top1, p.gflops_per_view)
+            if key not in seen:
+                seen.add(key)
+                points.append(p)
+    return points
+
+
+@dataclass(frozen=True)
+class MeasuredPoint:
+    """This project's count for one zoo model, next to the published numbers of that checkpoint."""
+
+    name: str
+    dataset: str
+    views: str
+    gflops_per_view: float
+    gflops_total: float
+    params_m: float
+    top1: float | None
+    published_gflops_per_view: float | None
+    published_params_m: float | None
+
+    def gflops(self, per: Per) -> float:
+        return self.gflops_per_view if per == "view" else self.gflops_total
+
+
+def measure_models(names: Iterable[str]) -> list[MeasuredPoint]:
+    """FLOPs/params of zoo models at their test input size, built on the ``meta`` device."""
+    import torch
+
+    from uniformer import zoo
+    from uniformer.flops import count_flops
+
+    out = []
+    for name in names:
+        entry = zoo.get_entry(name)
+        with torch.device("meta"):
+            model = zoo.create_model(name, device="meta")
+        report = count_flops(model, (1, *entry.input_size))
+        views = f"{entry.protocol.num_clips}x{entry.protocol.num_crops}"
+        pub = entry.published
+        out.append(MeasuredPoint(
+            name=name, dataset=entry.dataset, views=views, gflops_per_view=report.gflops,
+            gflops_total=report.gflops * entry.protocol.num_views, params_m=report.params_m,
+            top1=pub.top1 if pub else None,
+            published_gflops_per_view=pub.gflops_per_view if pub else None,
+            published_params_m=pub.params_m if pub else None,
+        ))
+    return out
+
+
+def _axis_title(per: Per) -> str:
+    return "GFLOPs per view (one clip × one crop)" if per == "view" else "GFLOPs per video (total over all test views)"
+
+
+def _title(dataset: str | None, per: Per) -> str:
+    where = dataset or "all datasets"
+    return f"Accuracy vs cost on {where} — {'per view' if per == 'view' else 'total over views'}"
+
+
+def efficiency_plotly(
+    published: Sequence[PublishedPoint], measured: Sequence[MeasuredPoint] = (), per: Per = "view",
+    dataset: str | None = None,
+) -> go.Figure:
+    """Scatter of top-1 vs GFLOPs (log x): filled = published, hollow diamonds = measured here."""
+    fig = go.Figure()
+    by_model: dict[str, list[PublishedPoint]] = {}
+    for p in published:
+        if p.gflops(per) is not None:
+            by_model.setdefault(p.model, []).append(p)
+    for model, pts in by_model.items():
+        fig.add_trace(go.Scatter(
+            x=[p.gflops(per) for p in pts], y=[p.top1 for p in pts], mode="markers", name=f"{model} (published)",
+            marker=dict(size=9, color=_colour(model)),
+            text=[f"{p.label}<br>{p.pretrain} pretrain<br>{p.source}" for p in pts],
+            hovertemplate="%{text}<br>%{x:.1f} GFLOPs, top-1 %{y:.1f}<extra>published</extra>",
+        ))
+    pts = [m for m in measured if m.top1 is not None]
+    if pts:
+        fig.add_trace(go.Scatter(
+            x=[m.gflops(per) for m in pts], y=[m.top1 for m in pts], mode="markers+text", name="measured here",
+            marker=dict(size=13, symbol="diamond-open", line=dict(width=2), color="#000000"),
+            text=[m.name for m in pts], textposition="bottom center", textfont=dict(size=9),
+            customdata=[[m.params_m, m.published_gflops_per_view or float("nan")] for m in pts],
+            hovertemplate=("%{text}<br>measured %{x:.1f} GFLOPs, %{customdata[0]:.2f} M params"
+                           "<br>published %{customdata[1]} GFLOPs/view; top-1 is the published one<extra>measured</extra>"),
+        ))
+    fig.update_xaxes(type="log", title_text=_axis_title(per))
+    fig.update_yaxes(title_text="top-1 accuracy (%)")
+    fig.update_layout(title=_title(dataset, per), height=560, width=900, legend=dict(font=dict(size=10)))
+    return fig
+
+
+def efficiency_mpl(
+    published: Sequence[PublishedPoint], measured: Sequence[MeasuredPoint] = (), per: Per = "view",
+    dataset: str | None = None,
+) -> Figure:
+    """matplotlib version of :func:`efficiency_plotly` (labels on every point)."""
+    fig = Figure(figsize=(9, 6), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    done: set[str] = set()
+    for p in published:
+        x = p.gflops(per)
+        if x is None:
+            continue
+        colour = _colour(p.model)
+        ax.scatter([x], [p.top1], s=30, color=colour, label=None if p.model in done else f"{p.model} (published)")
+        done.add(p.model)
+        ax.annotate(p.label, (x, p.top1), fontsize=5.5, xytext=(3, 2), textcoords="offset points", color=colour)
+    first = True
+    for m in measured:
+        if m.top1 is None:
+            continue
+        ax.scatter([m.gflops(per)], [m.top1], s=90, marker="D", facecolors="none", edgecolors="black", linewidths=1.5,
+                   label="measured here (published top-1)" if first else None)
+        first = False
+        ax.annotate(f"{m.name}\n{m.gflops(per):.1f} G, {m.params_m:.1f} M", (m.gflops(per), m.top1), fontsize=6,
+                    xytext=(4, -12), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel(_axis_title(per))
+    ax.set_ylabel("top-1 accuracy (%)")
+    ax.set_title(_title(dataset, per), fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
+    return fig

@@ -1,0 +1,151 @@
+"""Small pieces every tab uses: turning errors into one readable line, and HTML snippets.
+
+A handler must never show a traceback in the page: ``friendly`` turns the package's typed errors
+(one user-facing sentence each) into ``gr.Error`` with that sentence, and anything unexpected
+into a short message that names the exception type and points to the server log, where the full
+traceback is written.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import html
+import logging
+import os
+import re
+from typing import Any, Callable, TypeVar
+
+import gradio as gr
+import torch
+
+from uniformer.errors import UniformerLabError
+
+log = logging.getLogger("uniformer_lab.app")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _upload_dirs() -> list[str]:
+    try:
+        from gradio.utils import get_upload_folder
+
+        root = get_upload_folder()
+    except Exception:  # pragma: no cover - gradio is a dependency
+        return []
+    return sorted({root, os.path.realpath(root)}, key=len, reverse=True)
+
+
+def public_message(text: str) -> str:
+    """The message without server folders: ``/tmp/gradio/<hash>/clip.mp4`` → ``clip.mp4``."""
+    for root in _upload_dirs():
+        text = re.sub(re.escape(root.rstrip("/")) + r"/[^/\s'\"]+/", "", text)
+    return text
+
+
+def friendly(what: str) -> Callable[[F], F]:
+    """Decorator: typed errors → ``gr.Error(str(err))``; other errors → a one-line ``gr.Error``."""
+
+    def deco(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except UniformerLabError as err:
+                log.info("%s refused: %s", what, err)
+                raise gr.Error(public_message(str(err)), title=f"{what} failed", print_exception=False) from None
+            except torch.OutOfMemoryError:
+                log.exception("%s ran out of memory", what)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                raise gr.Error(f"{what} ran out of memory; try fewer views, fewer models or a smaller model.",
+                               title=f"{what} failed", print_exception=False) from None
+            except Exception as err:  # noqa: BLE001 - the page gets one line, the log the traceback
+                log.exception("%s failed unexpectedly", what)
+                raise gr.Error(f"{what} failed unexpectedly ({type(err).__name__}); the details are in the "
+                               f"server log.", title=f"{what} failed", print_exception=False) from None
+
+        return wrapper  # type: ignore[return-value]
+
+    return deco
+
+
+@contextlib.contextmanager
+def _no_stub_files() -> Any:
+    """Gradio writes a ``.pyi`` stub next to the source of every component class it sees defined;
+    a subclass defined in this package must not write into the source tree at import time."""
+    from gradio import component_meta
+
+    original = getattr(component_meta, "create_or_modify_pyi", None)
+    if original is not None:
+        component_meta.create_or_modify_pyi = lambda *args, **kwargs: None
+    try:
+        yield
+    finally:
+        if original is not None:
+            component_meta.create_or_modify_pyi = original
+
+
+with _no_stub_files():
+
+    class ClampedSlider(gr.Slider):
+        """A slider whose range follows the chosen model (updated per session) but whose API input
+        is clamped by the handler instead of refused: an API caller switching to a model with more
+        layers must not be stopped by the range of the model it used before."""
+
+        is_template = True  # rendered by the frontend as a plain slider
+
+        def preprocess(self, payload: float | None) -> float | None:
+            if payload is None:
+                return None
+            try:
+                return float(payload)
+            except (TypeError, ValueError):
+                raise gr.Error(f"'{payload}' is not a number.", print_exception=False) from None
+
+
+def esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def topk_cards_html(results: list[dict[str, Any]]) -> str:
+    """Side-by-side cards, one per model: top-5 bars, weights, views, timings."""
+    cards = []
+    for r in results:
+        bars = []
+        for i, item in enumerate(r["top5"], 1):
+            pct = 100.0 * float(item["probability"])
+            bars.append(
+                f'<div class="ul-row"><span class="ul-rank">{i}.</span>'
+                f'<span class="ul-label">{esc(item["label"])}</span>'
+                f'<span class="ul-pct">{pct:.1f}%</span></div>'
+                f'<div class="ul-bar"><div style="width:{max(pct, 0.5):.1f}%"></div></div>'
+            )
+        t = r["timings"]
+        warn = ('<div class="ul-warn">random weights: these labels are not a prediction</div>'
+                if r.get("random_weights") else "")
+        cards.append(
+            f'<div class="ul-card" data-model="{esc(r["model"])}">'
+            f'<div class="ul-title">{esc(r["model"])}</div>{warn}'
+            f'<div class="ul-meta">weights: {esc(r["weights"])}<br>views {esc(r["views"])} on {esc(r["device"])}</div>'
+            + "".join(bars)
+            + f'<div class="ul-meta">decode {t["decode_s"]:.2f} s{" (cached)" if r.get("clip_cached") else ""}, '
+              f'preprocess {t["preprocess_s"]:.2f} s, model {t["model_s"]:.2f} s, total {t["total_s"]:.2f} s</div>'
+            "</div>"
+        )
+    return f'<div class="ul-cards">{"".join(cards)}</div>'
+
+
+CSS = """
+.ul-cards {display:flex; flex-wrap:wrap; gap:12px;}
+.ul-card {flex:1 1 260px; border:1px solid var(--border-color-primary); border-radius:8px; padding:10px;}
+.ul-title {font-weight:600; margin-bottom:4px; word-break:break-all;}
+.ul-warn {color:#b71c1c; font-size:0.85em; margin-bottom:4px;}
+.ul-meta {color:var(--body-text-color-subdued); font-size:0.8em; margin:4px 0;}
+.ul-row {display:flex; gap:6px; font-size:0.95em;}
+.ul-rank {width:1.6em;}
+.ul-label {flex:1;}
+.ul-bar {height:6px; background:var(--background-fill-secondary); border-radius:3px; margin-bottom:4px;}
+.ul-bar > div {height:6px; background:#e65100; border-radius:3px;}
+.ul-banner {border-left:4px solid #b71c1c; padding:4px 10px;}
+"""

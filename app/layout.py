@@ -1,0 +1,230 @@
+"""The page: ``build_app(state) -> gr.Blocks`` with the four tabs and their named API endpoints.
+
+Layout only: every handler lives in a ``tab_*.py`` module as a plain function of
+``(state, inputs...)``; here they are bound to the state and to components. Heavy events share
+one concurrency group (``"model"``), so at most ``config.concurrency_limit`` model runs happen at
+once whatever the tab, and the queue refuses requests beyond ``config.queue_max_size`` instead
+of letting them pile up.
+
+Named endpoints (``gradio_client``): ``/predict``, ``/models``, ``/attention``,
+``/redundancy``, ``/efficiency``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import gradio as gr
+
+from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
+from app.common import CSS, ClampedSlider
+from app.state import ASSETS_DIR, CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
+
+HEAVY = "model"  # concurrency id shared by every event that runs a model
+
+
+def make_state(**overrides: Any) -> AppState:
+    """An ``AppState`` from ``AppConfig`` keyword overrides (lists become tuples)."""
+    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    state = AppState(AppConfig(**cfg))
+    if state.config.preload:
+        state.preload_defaults()
+    return state
+
+
+def launch_kwargs(state: AppState) -> dict[str, Any]:
+    """Arguments for ``demo.launch`` that enforce the upload cap and file-access rules."""
+    return dict(
+        max_file_size=int(state.config.max_upload_mb * 2**20),
+        allowed_paths=[str(ASSETS_DIR), *state.config.extra_allowed_dirs],
+        show_error=False,  # unexpected errors become one line (app.common.friendly), never a traceback
+        footer_links=["api", "settings"],
+        css=CSS,
+    )
+
+
+def _header(state: AppState) -> str:
+    loaded = {m.name: m for m in state.loaded_models()}
+    parts = []
+    any_random = False
+    for name in state.default_models:
+        w = loaded[name].weights if name in loaded else state.resolve_weights(name)
+        any_random |= w.random
+        parts.append(f"`{name}`" + (" (**random weights**)" if w.random else f" ({w.source})"))
+    text = (
+        "# UniFormer Lab\n"
+        "Video classification with UniFormer (local affinity early, global attention late) next to a TimeSformer "
+        f"baseline. Device: **{state.device}**. Default models: {', '.join(parts)}."
+    )
+    if any_random:
+        text += ("\n\n<div class='ul-banner'>No trained weights were found on disk for the default models, so they "
+                 "run with <b>random initialisation</b>: predictions and attention show the pipeline working, not "
+                 "what the video contains. Bundled small models in <code>assets/checkpoints/</code> or published "
+                 "weights in the Hugging Face cache are picked up automatically.</div>")
+    return text
+
+
+def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
+    """The whole app. ``state=None`` builds one from ``AppConfig`` overrides, e.g.
+    ``build_app(default_models=["tiny_model"], views=(1, 1))``."""
+    if state is None:
+        state = make_state(**overrides)
+    elif overrides:
+        raise TypeError("Pass either a state or AppConfig overrides, not both.")
+    cfg = state.config
+    choices = state.model_choices()
+    all_names = [name for _, name in choices]
+    first = state.default_models[0]
+    lm0, _ = state.get_model(first)
+    n_layers = len(tab_attention.layer_names(lm0.model))
+    n_frames = lm0.entry.protocol.num_frames
+
+    # ---------------------------------------------------------------- handlers bound to state
+    def predict(video, models, views, checkpoint, checkpoint_model, progress=gr.Progress()):
+        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model, progress=progress)
+
+    def models():
+        return tab_predict.models_endpoint(state)
+
+    def refresh_choices():
+        ch = state.model_choices()
+        return gr.update(choices=ch), gr.update(choices=ch), gr.update(choices=ch)
+
+    def attention(video, model, layer, head, view, frame, row, col, progress=gr.Progress()):
+        return tab_attention.attention_endpoint(state, video, model, layer, head, view, frame, row, col,
+                                                progress=progress)
+
+    def model_layers(model):
+        return tab_attention.model_layers_endpoint(state, model)
+
+    def pick_anchor(evt: gr.SelectData):
+        return tab_attention.click_to_anchor(evt.index)
+
+    def redundancy(video, uniformer_model, timesformer_model, progress=gr.Progress()):
+        return tab_redundancy.redundancy_endpoint(state, video, uniformer_model, timesformer_model, progress=progress)
+
+    def efficiency(dataset, per, latency, progress=gr.Progress()):
+        return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
+
+    # ---------------------------------------------------------------- page
+    with gr.Blocks(title="UniFormer Lab", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
+        gr.Markdown(_header(state), elem_id="header")
+        with gr.Tabs(elem_id="tabs"):
+            # ------------------------------------------------------------ predict
+            with gr.Tab("Predict", id="predict", elem_id="tab-predict"):
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=320):
+                        video = gr.Video(label="Video (upload, record with the webcam, or pick an example below)",
+                                         sources=["upload", "webcam"], include_audio=True, height=300,
+                                         elem_id="video-input")
+                        examples = iter_clip_examples()
+                        if examples:
+                            gr.Examples(examples=[[p] for p in examples], inputs=[video], label="Example clips",
+                                        cache_examples=False)
+                        model_dd = gr.Dropdown(choices=choices, value=list(state.default_models), multiselect=True,
+                                               max_choices=tab_predict.MAX_MODELS, label="Models (side by side)",
+                                               elem_id="models-input")
+                        views_dd = gr.Dropdown(tab_predict.VIEW_CHOICES, value=f"{cfg.views[0]}x{cfg.views[1]}",
+                                               allow_custom_value=True, elem_id="views-input",
+                                               label="Views: clips × crops ('protocol' = as the checkpoint was tested)")
+                        with gr.Accordion("Your own checkpoint (optional)", open=False):
+                            ckpt = gr.File(label="Checkpoint (.pth, .pyth, .pt, .safetensors; read safely, no code runs)",
+                                           file_types=list(CHECKPOINT_SUFFIXES), type="filepath")
+                            ckpt_arch = gr.Dropdown(choices=choices, value=None, label="Its architecture (zoo model)")
+                        predict_btn = gr.Button("Predict", variant="primary", elem_id="predict-btn")
+                    with gr.Column(scale=3, min_width=400):
+                        status = gr.Markdown(elem_id="predict-status")
+                        cards = gr.HTML(elem_id="predict-cards")
+                        gallery = gr.Gallery(label="Frames the models saw (one thumbnail per sampled frame)", columns=8,
+                                             height=260, object_fit="contain", elem_id="predict-frames")
+                        with gr.Accordion("Result as JSON (what the /predict API returns)", open=False):
+                            result = gr.JSON(elem_id="predict-json")
+                with gr.Accordion("Model cards and every available model", open=False):
+                    models_btn = gr.Button("Refresh the model list", size="sm")
+                    models_md = gr.Markdown()
+                    models_json = gr.JSON()
+
+            # ------------------------------------------------------------ attention
+            with gr.Tab("Attention", id="attention", elem_id="tab-attention"):
+                gr.Markdown("Uses the video chosen in the **Predict** tab. Pick a layer: local UniFormer layers show "
+                            "their learned affinity kernels; attention layers show where an anchor token looks "
+                            "(click the frame on the left or use the sliders).")
+                with gr.Row():
+                    with gr.Column(scale=1, min_width=300):
+                        attn_model = gr.Dropdown(choices=choices, value=first, label="Model", elem_id="attn-model")
+                        attn_view = gr.Radio(tab_attention.VIEWS, value=tab_attention.VIEW_ATTENTION, label="View",
+                                             elem_id="attn-view")
+                        layer = ClampedSlider(0, max(n_layers - 1, 0), step=1, value=0, label=f"Layer (0–{n_layers - 1})",
+                                          elem_id="layer-slider")
+                        head = gr.Dropdown([tab_attention.HEAD_AVERAGE], value=tab_attention.HEAD_AVERAGE,
+                                           label="Head", allow_custom_value=True, elem_id="head-input")
+                        picker = gr.Image(label="Anchor: click on the frame", interactive=False, height=240,
+                                          elem_id="anchor-picker", buttons=[])
+                        frame = ClampedSlider(0, max(n_frames - 1, 0), step=1, value=n_frames // 2, label="Anchor frame",
+                                          elem_id="anchor-frame")
+                        row = gr.Slider(0, 100, step=1, value=50, label="Anchor row (% of height)", elem_id="anchor-row")
+                        col = gr.Slider(0, 100, step=1, value=50, label="Anchor column (% of width)",
+                                        elem_id="anchor-col")
+                        attn_btn = gr.Button("Show", variant="primary", elem_id="attention-btn")
+                    with gr.Column(scale=3, min_width=500):
+                        attn_md = gr.Markdown(elem_id="attention-info")
+                        attn_plot = gr.Plot(label="Attention", elem_id="attention-plot")
+
+            # ------------------------------------------------------------ redundancy
+            with gr.Tab("Redundancy", id="redundancy", elem_id="tab-redundancy"):
+                gr.Markdown("Per-layer locality and attention distance of UniFormer and TimeSformer on the Predict tab's "
+                            "video: are shallow layers' global comparisons redundant (mostly local)? (the paper's "
+                            "Figure 1 claim)")
+                with gr.Row():
+                    red_uni = gr.Dropdown(choices=[c for c in choices if "uniformer" in c[1]],
+                                          value=tab_redundancy.default_for_family(state, "uniformer"),
+                                          label="UniFormer model")
+                    red_ts = gr.Dropdown(choices=[c for c in choices if "timesformer" in c[1]],
+                                         value=tab_redundancy.default_for_family(state, "timesformer"),
+                                         label="TimeSformer model")
+                    red_btn = gr.Button("Measure", variant="primary", elem_id="redundancy-btn")
+                red_md = gr.Markdown(elem_id="redundancy-reading")
+                red_plot = gr.Plot(label="Redundancy per layer", elem_id="redundancy-plot")
+                red_table = gr.Dataframe(headers=tab_redundancy.TABLE_HEADERS, interactive=False, wrap=True,
+                                         label="Per layer (head average)")
+
+            # ------------------------------------------------------------ efficiency
+            with gr.Tab("Efficiency", id="efficiency", elem_id="tab-efficiency"):
+                with gr.Row():
+                    eff_ds = gr.Dropdown(tab_efficiency.DATASETS, value="K400", label="Dataset")
+                    eff_per = gr.Radio(tab_efficiency.PER_CHOICES, value="per view", label="GFLOPs")
+                    eff_lat = gr.Checkbox(value=False, label="measure latency of loaded models now (one forward each)")
+                    eff_btn = gr.Button("Update", variant="primary", elem_id="efficiency-btn")
+                eff_plot = gr.Plot(label="Top-1 vs GFLOPs", elem_id="efficiency-plot")
+                eff_md = gr.Markdown(elem_id="efficiency-md")
+                eff_table = gr.Dataframe(headers=tab_efficiency.TABLE_HEADERS, interactive=False,
+                                         label="All points (click a column header to sort)")
+
+        # ---------------------------------------------------------------- events
+        heavy = dict(concurrency_id=HEAVY, concurrency_limit=cfg.concurrency_limit)
+        predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch], [result, cards, gallery, status],
+                          api_name="predict", **heavy)
+        models_btn.click(models, None, [models_json, models_md], api_name="models").then(
+            refresh_choices, None, [model_dd, ckpt_arch, attn_model], api_visibility="private")
+
+        attn_inputs = [video, attn_model, layer, head, attn_view, frame, row, col]
+        attn_outputs = [attn_plot, attn_md, picker, layer, head, frame]
+        attn_btn.click(attention, attn_inputs, attn_outputs, api_name="attention", **heavy)
+        ui = dict(api_visibility="private", trigger_mode="always_last", **heavy)
+        for trigger in (layer.release, frame.release, row.release, col.release, head.input, attn_view.input):
+            trigger(attention, attn_inputs, attn_outputs, **ui)
+        picker.select(pick_anchor, None, [row, col], api_visibility="private").then(
+            attention, attn_inputs, attn_outputs, **ui)
+        attn_model.input(model_layers, [attn_model], [layer, head, frame], api_visibility="private", **heavy)
+
+        red_btn.click(redundancy, [video, red_uni, red_ts], [red_plot, red_md, red_table], api_name="redundancy",
+                      **heavy)
+        eff_inputs, eff_outputs = [eff_ds, eff_per, eff_lat], [eff_plot, eff_table, eff_md]
+        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **heavy)
+        for trigger in (eff_ds.input, eff_per.input):
+            trigger(efficiency, eff_inputs, eff_outputs, **ui)
+        demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **heavy)
+
+    demo.queue(default_concurrency_limit=cfg.concurrency_limit, max_size=cfg.queue_max_size)
+    demo.lab_state = state  # type: ignore[attr-defined]
+    return demo
+

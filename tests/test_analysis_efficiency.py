@@ -1,0 +1,81 @@
+"""Published table loading, measured FLOPs next to it, and the accuracy-vs-GFLOPs figures."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import pytest
+
+from analysis.attention import AnalysisError
+from analysis.efficiency import (
+    MeasuredPoint,
+    efficiency_mpl,
+    efficiency_plotly,
+    load_published,
+    measure_models,
+    parse_views,
+)
+
+HEADER = "model,variant,pretrain,dataset,frames,input_size,gflops_per_view,views,top1,top5,params_m,source,gflops_total,sampling_stride,note\n"
+
+
+def test_parse_views():
+    assert parse_views("4x3") == 12 and parse_views("1x1") == 1
+    assert parse_views("") is None and parse_views("n/a") is None
+
+
+def test_load_published_fills_and_dedups(tmp_path):
+    csv = tmp_path / "p.csv"
+    csv.write_text(
+        HEADER
+        + "A,A-1,IN,K400,8,224,10,4x3,70.0,,5,paper T1,,,\n"  # total missing -> 10 x 12
+        + "A,A-1,IN,K400,8,224,10,4x3,70.0,,5,paper T2,120,,\n"  # same result in another table
+        + "B,B-1,IN,K400,8,224,,1x3,71.0,,5,paper,90,,\n"  # per-view missing -> 90 / 3
+        + "B,B-2,IN,SSv2,8,224,20,1x3,60.0,,5,paper,60,,\n"
+        + "C,C-1,IN,K400,8,224,30,1x1,,,5,no accuracy,30,,\n"
+    )
+    k400 = load_published("k400", csv)
+    assert [(p.variant, p.gflops_per_view, p.gflops_total) for p in k400] == [("A-1", 10.0, 120.0), ("B-1", 30.0, 90.0)]
+    assert k400[0].label == "A-1 (4x3)" and k400[0].gflops("total") == 120.0
+    assert len(load_published(path=csv)) == 3
+    with pytest.raises(AnalysisError, match="does not exist"):
+        load_published(path=tmp_path / "missing.csv")
+
+
+def test_real_table():
+    k400 = load_published("K400")
+    assert k400 and all(p.dataset == "K400" for p in k400)
+    b32 = [p for p in k400 if p.variant == "UniFormer-B 32x4" and p.views == "4x1"]
+    assert b32 and all(p.gflops_total == pytest.approx(4 * 259, rel=0.01) for p in b32)
+    ssv2 = load_published("SSv2")
+    assert any(p.model == "TimeSformer" and p.gflops_per_view is None for p in ssv2)  # no GFLOPs printed
+
+
+def test_measured_uniformer_small_matches_paper():
+    (m,) = measure_models(["uniformer_small_k400_16x4"])
+    assert m.gflops_per_view == pytest.approx(41.8, rel=0.005)
+    assert m.gflops_total == pytest.approx(4 * m.gflops_per_view)
+    assert m.params_m == pytest.approx(21.4, rel=0.002)
+    assert m.views == "4x1" and m.top1 == 80.8 and m.published_gflops_per_view == 41.8
+
+
+def _measured() -> list[MeasuredPoint]:
+    return [MeasuredPoint("ours", "K400", "1x3", 100.0, 300.0, 10.0, 75.0, 101.0, 10.1),
+            MeasuredPoint("no-acc", "K400", "1x1", 5.0, 5.0, 1.0, None, None, None)]
+
+
+@pytest.mark.parametrize("per", ["view", "total"])
+def test_efficiency_figures(per):
+    published = load_published("K400")
+    fig = efficiency_plotly(published, _measured(), per, "K400")
+    assert fig.layout.xaxis.type == "log"
+    assert ("per view" if per == "view" else "total") in fig.layout.title.text
+    measured = [t for t in fig.data if t.name == "measured here"]
+    assert len(measured) == 1 and list(measured[0].x) == [100.0 if per == "view" else 300.0]
+    assert measured[0].marker.symbol == "diamond-open"
+    uni = next(t for t in fig.data if t.name == "UniFormer (published)")
+    expected = [p.gflops(per) for p in published if p.model == "UniFormer" and p.gflops(per) is not None]
+    assert list(uni.x) == expected
+    mpl = efficiency_mpl(published, _measured(), per, "K400")
+    ax = mpl.axes[0]
+    assert ax.get_xscale() == "log" and "GFLOPs" in ax.get_xlabel()
+    assert any("measured here" in t.get_text() for t in ax.get_legend().get_texts())
+    assert isinstance(fig, go.Figure)

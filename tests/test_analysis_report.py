@@ -1,0 +1,132 @@
+"""``python -m analysis.report`` end to end on tiny zoo entries (golden weights, a generated clip).
+
+This is the one test that renders PNG and writes standalone HTML.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from analysis.attention import extract
+from analysis.metrics import redundancy_table
+from analysis.report import load_clip, main
+from tests.test_analysis_attention import FIXTURES, one_thread  # noqa: F401 (autouse)
+from uniformer import zoo
+from uniformer.data.sampling import TestProtocol
+from uniformer.zoo import ZooEntry
+
+TINY = {
+    "tiny_report_uniformer": ("uniformer_golden_small.pt", "uniformer",
+                              TestProtocol("uniformer_dense", num_frames=8, sampling_rate=2, num_clips=2,
+                                           short_side=64, crop_size=64)),
+    "tiny_report_timesformer": ("timesformer_golden_small.pt", "timesformer",
+                                TestProtocol("timesformer_dense", num_frames=4, sampling_rate=4, target_fps=12,
+                                             num_crops=3, short_side=64, crop_size=64)),
+}
+
+
+def _write_clip(path: Path, n: int = 24, h: int = 72, w: int = 96) -> Path:
+    """A bar sweeping right over a gradient, mpeg4 in mp4."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=12)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        base = np.linspace(0, 200, w, dtype=np.uint8)[None, :, None].repeat(h, 0).repeat(3, 2)
+        for i in range(n):
+            img = base.copy()
+            img[:, (4 * i) % (w - 8):(4 * i) % (w - 8) + 8] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    fixtures = {p.name: p for p in FIXTURES}
+    for name, (fx_name, family, protocol) in TINY.items():
+        fx = torch.load(fixtures[fx_name], weights_only=True)
+        arch = {k: v for k, v in fx["config"].items() if k != "num_classes"}
+        zoo.add_entry(ZooEntry(name=name, family=family, arch=arch, dataset="K400",
+                               num_classes=fx["config"]["num_classes"], labels=None, protocol=protocol, kind="local"))
+        torch.save(fx["state_dict"], root / f"{name}.pth")
+    yield root, _write_clip(root / "clip.mp4")
+    for name in TINY:
+        zoo.remove_entry(name)
+
+
+@pytest.mark.parametrize("name", list(TINY))
+def test_report_end_to_end(setup, name, capsys):
+    root, video = setup
+    out = root / name
+    ckpt = root / f"{name}.pth"
+    assert main([str(video), "--model", name, "--checkpoint", str(ckpt), "--out", str(out), "--max-frames", "4"]) == 0
+    assert "summary.md" in capsys.readouterr().out
+
+    family = TINY[name][1]
+    stems = ["redundancy_curve", "anchor_attention", "efficiency_per_view", "efficiency_total"]
+    stems += ["local_affinity_stage1", "local_affinity_stage2", "cam"] if family == "uniformer" else ["rollout"]
+    for stem in stems:
+        png, html = out / f"{stem}.png", out / f"{stem}.html"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
+        text = html.read_text(encoding="utf-8")
+        # plotly.js inlined, nothing fetched: works offline
+        assert "Plotly.newPlot" in text and not re.search(r"<script[^>]*\bsrc=", text) and len(text) > 1_000_000, stem
+
+    # the CSV holds what the metrics give on the same clip and weights
+    model = zoo.create_model(name, checkpoint=ckpt)
+    clip = load_clip(str(video), zoo.get_entry(name).protocol)
+    expected = [r for r in redundancy_table(extract(model, clip.x), model=name) if r.head == -1]
+    with (out / "redundancy_per_layer.csv").open() as fh:
+        got = list(csv.DictReader(fh))
+    assert [g["layer"] for g in got] == [r.layer for r in expected]
+    for g, r in zip(got, expected):
+        assert float(g["locality"]) == pytest.approx(r.locality, rel=1e-4)
+        assert float(g["entropy"]) == pytest.approx(r.entropy, rel=1e-4)
+    with (out / "redundancy_per_head.csv").open() as fh:
+        assert len(list(csv.DictReader(fh))) > len(got)
+
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert name in summary and str(ckpt) in summary
+    assert "| layer | kind |" in summary and "measured GFLOPs/view" in summary
+    assert all(f"`{stem}.png`" in summary for stem in stems)
+
+
+def test_report_attribution_and_random_weights(setup):
+    root, video = setup
+    out = root / "attr"
+    name = "tiny_report_uniformer"
+    assert main([str(video), "--model", name, "--out", str(out), "--attribution", "occlusion",
+                 "--occlusion-window", "8,32,32", "--anchor", "0,1,1", "--max-frames", "2"]) == 0
+    assert (out / "attribution.png").is_file() and (out / "attribution.html").is_file()
+    summary = (out / "summary.md").read_text(encoding="utf-8")
+    assert "random initialisation" in summary and "Occlusion took" in summary
+    assert "(t=0, h=1, w=1)" in (out / "anchor_attention.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--model", "no_such_model"], "Unknown model"),
+        (["--model", "tiny_report_uniformer", "--checkpoint", "missing.pth"], "missing.pth"),
+    ],
+)
+def test_report_errors_are_one_sentence(setup, tmp_path, capsys, args, message):
+    _, video = setup
+    assert main([str(video), *args, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_report_bad_video(setup, tmp_path, capsys):
+    bad = tmp_path / "not_a_video.mp4"
+    bad.write_text("hello")
+    assert main([str(bad), "--model", "tiny_report_uniformer", "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.startswith("error: ")

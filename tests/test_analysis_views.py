@@ -1,0 +1,134 @@
+"""Figure builders: geometry helpers, what each figure contains (built, not rendered)."""
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from analysis import views
+from analysis.attention import AnalysisError, anchor_attention, extract
+from analysis.metrics import redundancy_table
+from tests.test_analysis_attention import FIXTURES, _load, one_thread  # noqa: F401 (autouse)
+
+
+@pytest.fixture(scope="module")
+def uni():
+    model, fx = _load(next(p for p in FIXTURES if p.name == "uniformer_golden_small.pt"))
+    return extract(model, fx["input"]), fx
+
+
+@pytest.fixture(scope="module")
+def tsf():
+    model, fx = _load(next(p for p in FIXTURES if p.name == "timesformer_golden_small.pt"))
+    return extract(model, fx["input"]), fx
+
+
+def test_geometry_helpers():
+    assert [views.grid_frame(i, 8, 4) for i in range(8)] == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert [views.grid_frame(i, 3, 3) for i in range(3)] == [0, 1, 2]
+    assert views.convert_anchor((1, 2, 3), (4, 4, 4), (4, 2, 2)) == (1, 1, 1)
+    assert views.convert_anchor((3, 3, 3), (4, 4, 4), (8, 8, 8)) == (7, 7, 7)
+    assert views.even_frames(16, 4) == [0, 5, 10, 15]
+    assert views.even_frames(3, 8) == [0, 1, 2]
+    boxes = views.anchor_boxes((1, 0, 2), (4, 2, 4), 8, (64, 128))
+    assert boxes == [(2, 64.0, 0.0, 96.0, 32.0), (3, 64.0, 0.0, 96.0, 32.0)]
+
+
+def test_upsample_heat_and_frames():
+    heat = torch.arange(8.0).reshape(2, 2, 2)
+    up = views.upsample_heat(heat, 4, (4, 4))
+    assert up.shape == (4, 4, 4)
+    assert np.allclose(up[0], up[1]) and np.allclose(up[2], up[3])  # two frames per grid frame
+    assert up[2].mean() == pytest.approx(heat[1].mean().item())
+    x = torch.rand(1, 3, 2, 4, 4)
+    norm = (x - 0.45) / 0.225
+    back = views.frames_from_input(norm)
+    assert back.shape == (2, 4, 4, 3)
+    assert np.allclose(back, x[0].permute(1, 2, 3, 0).numpy(), atol=1e-6)
+    assert views.as_frames(np.full((1, 2, 2, 3), 255, np.uint8)).max() == 1.0
+    with pytest.raises(AnalysisError, match="frames, height, width, 3"):
+        views.as_frames(np.zeros((2, 2, 3)))
+
+
+def test_anchor_overlay_uniformer(uni):
+    record, fx = uni
+    frames = views.frames_from_input(fx["input"])
+    ov = views.anchor_overlay(record, frames, (1, 2, 3))
+    assert list(ov.rows) == [n for n in record.maps if n.startswith("global")]
+    torch.testing.assert_close(torch.from_numpy(ov.rows["global_attn_stage3_block0"]),
+                               anchor_attention(record, "global_attn_stage3_block0", (1, 2, 3)))
+    # stage 4 has a 2×2 grid: the same place is token (1, 1, 1) there
+    torch.testing.assert_close(torch.from_numpy(ov.rows["global_attn_stage4_block0"]),
+                               anchor_attention(record, "global_attn_stage4_block0", (1, 1, 1)))
+    # two input frames per token frame; a stage-3 token is 16 px
+    assert ov.boxes == [(2, 48.0, 32.0, 64.0, 48.0), (3, 48.0, 32.0, 64.0, 48.0)]
+
+    fig = views.overlay_plotly(ov)
+    n_frames = len(frames)
+    assert sum(isinstance(t, go.Image) for t in fig.data) == len(ov.rows) * n_frames
+    heatmaps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len(heatmaps) == len(ov.rows) * n_frames
+    # frame 5 of row 0 shows token frame 2 of the first map
+    assert np.allclose(np.asarray(heatmaps[5].z), ov.rows["global_attn_stage3_block0"][2])
+    assert len(fig.layout.shapes) == len(ov.rows) * len(ov.boxes)
+
+    mpl = views.overlay_mpl(ov)
+    assert isinstance(mpl, Figure) and isinstance(mpl.canvas, FigureCanvasAgg)
+    image_axes = [ax for ax in mpl.axes if ax.images]
+    assert len(image_axes) == len(ov.rows) * n_frames
+
+
+def test_anchor_overlay_timesformer_divided(tsf):
+    record, fx = tsf
+    frames = views.frames_from_input(fx["input"])
+    ov = views.anchor_overlay(record, frames, (2, 1, 3), max_frames=2,
+                              names=["temporal_attn_block0", "spatial_attn_block0"])
+    assert ov.shown_frames() == [0, 2]  # evenly spaced would be [0, 3]: the anchor's frame is kept
+    assert views.anchor_overlay(record, frames, (3, 1, 3), max_frames=2).shown_frames() == [0, 3]
+    temporal, spatial = ov.rows.values()
+    assert (temporal != 0).sum() == 4  # one cell per frame
+    assert (spatial[[0, 1, 3]] == 0).all() and (spatial[2] > 0).all()
+    assert len([t for t in views.overlay_plotly(ov).data if isinstance(t, go.Heatmap)]) == 4
+
+
+def test_kernel_small_multiples(uni):
+    record, _ = uni
+    k = record.maps["local_affinity_stage1_block0"]
+    fig = views.kernels_plotly(k, max_channels=3)
+    assert len(fig.data) == (1 + 3) * 5
+    strongest = k.abs().flatten(1).sum(1).argsort(descending=True)[:3].sort().values.tolist()
+    assert list(fig.layout.annotations[i].text for i in range(5, 9)) == ["mean |w|"] + [f"ch {c}" for c in strongest]
+    assert np.allclose(np.asarray(fig.data[5 + 2].z), k[strongest[0], 0, 2].numpy())  # ch row 1, dt=0
+    chosen = views.kernels_plotly(k, channels=[0, 7])
+    assert len(chosen.data) == 3 * 5
+    mpl = views.kernels_mpl(k, channels=[0])
+    strips = [ax for ax in mpl.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(strips) == 2  # mean |w| and channel 0, the 5 dt slices side by side
+    strip = strips[1].images[0].get_array()
+    assert strip.shape == (5, 5 * 6 - 1)
+    assert np.allclose(strip[:, 12:17], k[0, 0, 2].numpy())  # dt = 0 is the third slice
+    with pytest.raises(AnalysisError, match="C, 1, kt, kh, kw"):
+        views.kernels_mpl(k[:, 0])
+
+
+def test_redundancy_curves(uni, tsf):
+    rows = redundancy_table(uni[0], model="u") + redundancy_table(tsf[0], per_head=True, model="t")
+    fig = views.redundancy_curve_plotly(rows)
+    names = {t.name for t in fig.data if t.showlegend}
+    assert names == {"u local_affinity", "u joint", "t temporal", "t spatial"}
+    # per-head rows are not plotted; 4 series x 4 panels minus NaN panels, plus one dotted chance line each
+    lines = [t for t in fig.data if t.line.dash != "dot"]
+    assert len(lines) == 2 * 4 + 2 * 3
+    assert len([t for t in fig.data if t.line.dash == "dot"]) == 4
+    first = next(t for t in fig.data if t.name == "u joint")
+    assert list(first.y) == [r.locality for r in rows if r.model == "u" and r.kind == "joint" and r.head == -1]
+    mpl = views.redundancy_curve_mpl(rows)
+    assert len(mpl.axes) == 4 and mpl.axes[0].get_ylim()[1] == pytest.approx(1.02)
+
+
+def test_save_figure_rejects_other_objects(tmp_path):
+    with pytest.raises(AnalysisError, match="plotly or matplotlib"):
+        views.save_figure(object(), tmp_path / "x")
