@@ -76,6 +76,7 @@ class SynthConfig:
     classes: tuple[str, ...] = CLASSES
     max_distractors: int = 3
     noise_std: tuple[float, float] = (1.0, 6.0)  # per-pixel noise std range, 0-255 units
+    background_contrast: float = 1.0  # scales the background texture around its mean colour
 
     def __post_init__(self) -> None:
         if self.size < 16 or self.size % 2:
@@ -359,6 +360,9 @@ def render_clip(class_name: str, rng: np.random.Generator, config: SynthConfig =
         raise ValueError(f"Unknown synthetic class {class_name!r}; choose from {list(CLASSES)}.")
     cfg, S, T = config, config.size, config.num_frames
     bg, bg_kind = _background(rng, S)
+    if cfg.background_contrast != 1.0:
+        mean = bg.reshape(-1, 3).mean(0)
+        bg = mean + (bg - mean) * np.float32(cfg.background_contrast)
     objs = _forward_objects(_FORWARD[class_name], rng, cfg, bg.reshape(-1, 3).mean(0))
     n_dis = int(rng.integers(0, cfg.max_distractors + 1))
     dis = [_distractor(rng, cfg) for _ in range(n_dis)]
@@ -535,6 +539,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--classes", default=",".join(CLASSES),
                    help="comma-separated subset of: " + ", ".join(CLASSES))
     p.add_argument("--max-distractors", type=int, default=3)
+    p.add_argument("--background-contrast", type=float, default=1.0,
+                   help="texture contrast of the background (1 = full, lower = easier)")
+    p.add_argument("--max-noise", type=float, default=6.0, help="upper bound of per-pixel noise std (0-255)")
     p.add_argument("--crf", type=int, default=18, help="x264 constant rate factor")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--overwrite", action="store_true", help="replace OUT/train and OUT/val")
@@ -542,7 +549,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         cfg = SynthConfig(size=a.size, num_frames=a.frames, fps=a.fps,
                           classes=tuple(sorted({c.strip() for c in a.classes.split(",") if c.strip()})),
-                          max_distractors=a.max_distractors)
+                          max_distractors=a.max_distractors, background_contrast=a.background_contrast,
+                          noise_std=(min(1.0, a.max_noise), a.max_noise))
     except ValueError as err:
         p.error(str(err))
     try:

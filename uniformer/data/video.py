@@ -92,7 +92,7 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     if max_side is None:
         if long_side <= AUTO_DOWNSCALE_ABOVE:
             return None
-        scale = AUTO_SHORT_SIDE / short_side
+        scale = min(AUTO_SHORT_SIDE / short_side, AUTO_DOWNSCALE_ABOVE / long_side)  # never upscale a thin strip
     elif max_side <= 0 or long_side <= max_side:
         return None
     else:
@@ -142,7 +142,8 @@ class VideoReader:
         num_frames = 0
         decord_fps = 0.0
         chosen = "pyav"
-        if backend in ("auto", "decord"):
+        # decord seeks MPEG-1/2 video (.mpg, .ts) to wrong frames without an error: PyAV reads those.
+        if backend == "decord" or (backend == "auto" and meta["codec"] not in ("mpeg1video", "mpeg2video")):
             try:
                 decord = _quiet_decord()
                 kw = {"width": self._out[0], "height": self._out[1]} if self._out else {}
@@ -196,7 +197,9 @@ class VideoReader:
                 what = "it contains only " + "/".join(kinds) if kinds else "it contains no streams"
                 raise VideoError(f"'{self.path}' has no video stream ({what}).")
             s = streams[0]
-            codec = s.codec_context.name if s.codec_context is not None else ""
+            if s.codec_context is None:  # ffmpeg found a stream but no decoder for it (corrupt header)
+                raise VideoError(f"'{self.path}' has a video stream in an unknown codec (corrupt or unsupported file).")
+            codec = s.codec_context.name
             if fmt in _TEXT_FORMATS or codec in ("ansi", "bintext", "xbin", "idf"):
                 raise VideoError(f"'{self.path}' is a text file, not a video.")
             if fmt in _IMAGE_FORMATS or fmt.endswith("_pipe"):
@@ -205,6 +208,9 @@ class VideoReader:
             height = int(s.codec_context.height or s.height or 0)
             if width <= 0 or height <= 0:
                 raise VideoError(f"'{self.path}' has a video stream without a frame size (corrupt header).")
+            if max(width, height) > 10 * min(width, height):  # resizing its short side would need GBs
+                raise VideoError(f"'{self.path}' is {width}x{height} pixels; frames more than 10 times wider "
+                                 "than high (or the reverse) are not supported.")
             rate = s.average_rate or s.guessed_rate or s.base_rate
             fps = float(rate) if rate else 0.0
             if s.duration and s.time_base:
@@ -287,7 +293,7 @@ class VideoReader:
         if self._out:
             return frame.to_ndarray(format="rgb24", width=self._out[0], height=self._out[1],
                                     interpolation="BICUBIC")  # BICUBIC: what decord's scaler uses
-        return frame.to_ndarray(format="rgb24")
+        return frame.to_ndarray(format="rgb24", width=self._src_w, height=self._src_h)  # size may change mid-stream
 
     def _read_pyav(self, targets: np.ndarray) -> np.ndarray:
         threads = not self._damaged
@@ -359,7 +365,7 @@ class VideoReader:
                     i = index.rank_of(frame.pts, cur + 1) if index.seekable else cur + 1
                     if i <= cur:
                         continue  # open-GOP frames shown before the keyframe we sought to
-                    if check_landing and i > t:
+                    if check_landing and (i > t or index.rank_of(frame.pts, -1) < 0):  # MPEG-PS shifts pts after a seek
                         return None
                     check_landing = False
                     cur = i
@@ -392,7 +398,7 @@ class VideoReader:
             except StopIteration:
                 flushed = True  # PyAV's final empty packet already drained the decoder
                 break
-            except av.FFmpegError:
+            except (av.FFmpegError, IndexError):  # IndexError: PyAV meets a stream born mid-file (corrupt TS)
                 break  # demuxer gave up (truncated file): drain what the decoder holds
             try:
                 decoded = packet.decode()
@@ -456,7 +462,7 @@ class _PacketIndex:
                         continue  # the final flush packet / frames an edit list drops
                     pts.append(p.pts)
                     key.append(bool(p.is_keyframe))
-            except av.FFmpegError:
+            except (av.FFmpegError, IndexError):  # IndexError: PyAV meets a stream born mid-file (corrupt TS)
                 pass  # truncated: what was demuxed is what exists
         n = len(pts)
         if n == 0 or any(p is None for p in pts) or len(set(pts)) != n:

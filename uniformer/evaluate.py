@@ -1,0 +1,328 @@
+"""Video-level accuracy with the official multi-view protocol (views' raw logits summed).
+
+    python -m uniformer.evaluate --checkpoint runs/x/best.pt --data val.txt --root DATA [--views 4x1] [--json]
+    python -m uniformer.evaluate --model uniformer_small_k400_16x8 --checkpoint k400.pth --data val.csv --root K400
+
+``--model`` is a zoo name or a training config (``.toml``/``.json``); it may be left out when the
+checkpoint was written by ``uniformer.train`` (its config travels inside). Works under
+``torchrun`` too: videos are sharded over ranks without padding, so each is counted once.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+from uniformer.errors import CheckpointError, UniformerLabError
+
+__all__ = ["EvalResult", "compute_metrics", "evaluate_model", "main"]
+
+
+@dataclass
+class EvalResult:
+    """Video-level metrics; ``logits`` are the view-summed logits in dataset order."""
+
+    top1: float
+    top5: float
+    loss: float  # mean cross-entropy of the single views
+    num_videos: int
+    mean_class_acc: float
+    per_class_acc: list[float]  # NaN where a class has no video
+    support: list[int]
+    confusion: torch.Tensor  # (K, K) int64, rows = true class, columns = predicted
+    logits: torch.Tensor = field(repr=False)
+    labels: torch.Tensor = field(repr=False)
+
+    def to_dict(self, classes: Sequence[str] | None = None, confusion: bool = False) -> dict[str, Any]:
+        names = list(classes) if classes else [str(i) for i in range(len(self.support))]
+        out: dict[str, Any] = {
+            "top1": self.top1,
+            "top5": self.top5,
+            "loss": self.loss,
+            "num_videos": self.num_videos,
+            "mean_class_acc": self.mean_class_acc,
+            "per_class": [
+                {"class": names[i], "support": self.support[i],
+                 "top1": None if self.support[i] == 0 else self.per_class_acc[i]}
+                for i in range(len(self.support))
+            ],
+        }
+        if confusion:
+            out["confusion"] = self.confusion.tolist()
+        return out
+
+
+def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, view_loss: float = float("nan")) -> EvalResult:
+    """Top-1/top-5, per-class accuracy and confusion from video-level ``logits`` ``(N, K)``."""
+    n, k = logits.shape
+    labels = labels.long()
+    if n == 0:
+        raise UniformerLabError("There are no videos to evaluate.")
+    if int(labels.min()) < 0 or int(labels.max()) >= k:
+        raise UniformerLabError(f"A label is outside the model's {k} classes; check the list file and the model.")
+    pred = logits.argmax(1)
+    correct = pred == labels
+    top5 = (logits.topk(min(5, k), dim=1).indices == labels[:, None]).any(1)
+    confusion = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
+    support = confusion.sum(1)
+    per_class = torch.where(support > 0, confusion.diagonal() / support.clamp(min=1), torch.nan)
+    seen = support > 0
+    return EvalResult(
+        top1=float(correct.double().mean()),
+        top5=float(top5.double().mean()),
+        loss=view_loss,
+        num_videos=n,
+        mean_class_acc=float(per_class[seen].double().mean()),
+        per_class_acc=[float(v) for v in per_class],
+        support=[int(v) for v in support],
+        confusion=confusion,
+        logits=logits,
+        labels=labels,
+    )
+
+
+def _batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(batch, Mapping):
+        clips = batch.get("clip", batch.get("video", batch.get("frames")))
+        labels = batch.get("label", batch.get("target"))
+    else:
+        clips, labels = batch[0], batch[1]
+    return clips, torch.as_tensor(labels)
+
+
+@torch.no_grad()
+def evaluate_model(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device | str = "cpu",
+    num_classes: int | None = None,
+    amp_dtype: torch.dtype | None = None,
+    env: Any = None,
+    progress: bool = False,
+    desc: str = "eval",
+) -> EvalResult:
+    """Evaluate ``model`` on ``loader``; items are ``(clip, label)`` with clip ``(C, T, H, W)``
+    (one view) or ``(V, C, T, H, W)`` (V views whose raw logits are summed, as SlowFast's
+    ``ENSEMBLE_METHOD sum``). With a distributed ``env`` every rank returns the full result."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    all_logits, all_labels = [], []
+    loss_sum, loss_n = 0.0, 0
+    batches = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
+    autocast = (
+        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    )
+    for batch in batches:
+        clips, labels = _batch_parts(batch)
+        clips = clips.to(device, non_blocking=True).float()
+        labels = labels.to(device).long()
+        views = 1
+        if clips.ndim == 6:
+            views = clips.shape[1]
+            clips = clips.flatten(0, 1)
+        elif clips.ndim != 5:
+            raise UniformerLabError(f"Expected clips of shape (B[, V], C, T, H, W), got {tuple(clips.shape)}.")
+        with autocast:
+            out = model(clips)
+        out = out.float().reshape(labels.shape[0], views, -1)
+        loss_sum += float(F.cross_entropy(out.flatten(0, 1), labels.repeat_interleave(views), reduction="sum"))
+        loss_n += out.shape[0] * views
+        all_logits.append(out.sum(1).cpu())
+        all_labels.append(labels.cpu())
+    k = num_classes or (all_logits[0].shape[1] if all_logits else 0)
+    logits = torch.cat(all_logits) if all_logits else torch.zeros(0, k)
+    labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.long)
+    if env is not None and getattr(env, "distributed", False):
+        import torch.distributed as dist
+
+        gathered: list[Any] = [None] * env.world_size
+        dist.all_gather_object(gathered, (logits, labels, loss_sum, loss_n))
+        # ranks hold videos rank, rank + W, ...: interleave back into dataset order
+        order = _interleave([g[0] for g in gathered]), _interleave([g[1] for g in gathered])
+        logits, labels = order
+        loss_sum = sum(g[2] for g in gathered)
+        loss_n = sum(g[3] for g in gathered)
+    model.train(was_training)
+    return compute_metrics(logits, labels, loss_sum / loss_n if loss_n else float("nan"))
+
+
+def _interleave(parts: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Inverse of sharding ``rank::world``: element i of rank r is dataset item ``i * W + r``."""
+    total = sum(p.shape[0] for p in parts)
+    if total == 0:
+        return torch.cat(list(parts))
+    out = torch.empty((total, *parts[0].shape[1:]), dtype=parts[0].dtype)
+    w = len(parts)
+    for r, p in enumerate(parts):
+        out[r::w][: p.shape[0]] = p
+    return out
+
+
+# -------------------------------------------------------------------------------------------- CLI
+def _load_weights(model: nn.Module, path: str, use_ema: bool) -> None:
+    from uniformer.models.checkpoint import load_checkpoint, read_checkpoint, unwrap_state_dict
+
+    obj = read_checkpoint(path)
+    if isinstance(obj, Mapping) and "format" in obj and obj.get("format", "").startswith("uniformer-lab/train"):
+        if use_ema and obj.get("ema") is None:
+            raise CheckpointError(f"{path} has no EMA weights; drop --ema.")
+        sd = obj["ema"] if use_ema else obj["model"]
+        model.load_state_dict(sd)
+        return
+    import importlib
+
+    filter_fn = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
+    load_checkpoint(model, unwrap_state_dict(obj, use_ema=use_ema), filter_fn=filter_fn)
+
+
+def _config_from_checkpoint(path: str) -> tuple[Any, list[str]] | None:
+    """(TrainConfig, classes) stored by uniformer.train in a .pt checkpoint or .safetensors export."""
+    from uniformer.train import config_from_dict
+
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+        if "config" not in meta:
+            return None
+        return config_from_dict(json.loads(meta["config"])), json.loads(meta.get("classes", "[]"))
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    if isinstance(obj, Mapping) and isinstance(obj.get("config"), Mapping) and "format" in obj:
+        return config_from_dict(obj["config"]), list(obj.get("classes", []))
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m uniformer.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("--model", help="zoo model name or a training config (.toml/.json)")
+    p.add_argument("--checkpoint", required=True, help="weights: official, timm/HF, or written by uniformer.train")
+    p.add_argument("--data", required=True, help="list file (path label per line)")
+    p.add_argument("--root", default="", help="directory the list entries are relative to")
+    p.add_argument("--format", default=None, help="dataset kind: list | folder | ssv2 (default: from the config)")
+    p.add_argument("--classes", default=None, help="label file, one class per line")
+    p.add_argument("--views", default=None, help="CLIPSxCROPS, e.g. 4x1 (Kinetics) or 1x3 (SSv2)")
+    p.add_argument("--num-frames", type=int, default=None)
+    p.add_argument("--sampling-rate", type=int, default=None)
+    p.add_argument("--size", type=int, default=None, help="crop size")
+    p.add_argument("--batch-size", type=int, default=None, help="videos per batch")
+    p.add_argument("--workers", type=int, default=None)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--amp", default="auto", help="auto | none | bf16 | fp16")
+    p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--confusion", action="store_true", help="include the confusion matrix in the JSON")
+    a = p.parse_args(argv)
+    try:
+        result, classes = _run_cli(a)
+    except UniformerLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    if result is None:  # not rank 0
+        return 0
+    if a.json:
+        print(json.dumps(result.to_dict(classes, confusion=a.confusion), indent=2))
+    else:
+        print(f"videos {result.num_videos}  top-1 {100 * result.top1:.2f}  top-5 {100 * result.top5:.2f}  "
+              f"mean class acc {100 * result.mean_class_acc:.2f}  view loss {result.loss:.4f}")
+        names = classes or [str(i) for i in range(len(result.support))]
+        worst = sorted((acc, i) for i, acc in enumerate(result.per_class_acc) if result.support[i])[:5]
+        for acc, i in worst:
+            print(f"  weakest: {names[i]:<32} {100 * acc:6.2f}%  ({result.support[i]} videos)")
+    return 0
+
+
+def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
+    import dataclasses
+
+    from uniformer.train import (
+        ConfigError, TrainConfig, build_dataset, build_model, dataset_classes, load_config,
+        parse_views, resolve_amp, setup_distributed, ShardSampler, _loader_kwargs,
+    )
+
+    classes: list[str] = []
+    stored = _config_from_checkpoint(a.checkpoint)
+    if a.model and Path(a.model).suffix in (".toml", ".json"):
+        cfg = load_config(a.model)
+    elif a.model:
+        from uniformer import zoo
+
+        entry = zoo.get_entry(a.model)
+        cfg = TrainConfig()
+        cfg.model.name = entry.name
+        cfg.model.num_classes = entry.num_classes
+        cfg.data = _zoo_data_config(entry.protocol, cfg.data)
+        classes = zoo.labels_for(entry)
+    elif stored is not None:
+        cfg, classes = stored
+    else:
+        raise ConfigError("Pass --model (a zoo name or a training config): the checkpoint does not carry its config.")
+    if stored is not None and not classes:
+        classes = stored[1]
+    d = cfg.data
+    d = dataclasses.replace(
+        d, format=a.format or d.format, root=a.root, val_list=a.data, test_list=a.data,
+        classes=a.classes if a.classes is not None else d.classes,
+        num_frames=a.num_frames or d.num_frames, sampling_rate=a.sampling_rate or d.sampling_rate,
+        size=a.size or d.size, eval_batch_size=a.batch_size or d.eval_batch_size or d.batch_size,
+        num_workers=d.num_workers if a.workers is None else a.workers,
+        test_views=a.views or d.test_views,
+    )
+    if d.classes and not Path(d.classes).is_file() and a.classes is None:
+        d = dataclasses.replace(d, classes="")  # a training-time path that is gone: names come from the checkpoint
+    cfg.data = d
+    cfg.run.device = a.device
+    env = setup_distributed(cfg.run)
+    try:
+        dataset = build_dataset(d, "test", parse_views(d.test_views))
+        if not classes:
+            classes = dataset_classes(dataset, d, cfg.model.num_classes)
+        num_classes = cfg.model.num_classes or len(classes)
+        model = build_model(dataclasses.replace(cfg.model, init="random", grad_checkpointing=False), num_classes)
+        _load_weights(model, a.checkpoint, a.ema)
+        model.to(env.device)
+        kw = _loader_kwargs(d, env.device, 0)
+        kw.pop("persistent_workers", None)
+        loader = DataLoader(dataset, batch_size=d.eval_batch_size, sampler=ShardSampler(len(dataset), env), **kw)
+        result = evaluate_model(model, loader, env.device, num_classes, resolve_amp(a.amp, env.device), env,
+                                progress=env.is_main, desc=f"eval {d.test_views}")
+        return (result if env.is_main else None), classes
+    finally:
+        if env.distributed:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _zoo_data_config(protocol: Any, base: Any) -> Any:
+    """Data settings from a zoo entry's test protocol (frames, stride, sampler, views, mean/std)."""
+    import dataclasses
+
+    return dataclasses.replace(
+        base, num_frames=protocol.num_frames, sampling_rate=protocol.sampling_rate, sampler=protocol.sampler,
+        size=protocol.crop_size, short_side=protocol.short_side, mean=list(protocol.mean), std=list(protocol.std),
+        test_views=f"{protocol.num_clips}x{protocol.num_crops}", flip=False,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
