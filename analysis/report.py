@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file to analyse")
     p.add_argument("--model", required=True, help="zoo model name (see uniformer.zoo.list_models())")
     p.add_argument("--checkpoint", help="weights file; without it (and without --pretrained) weights are random")
-    p.add_argument("--pretrained", action="store_true", help="use the zoo's published weights (cache or download)")
+    p.add_argument("--pretrained", action="store_true", help="use the zoo's weights: bundled file, or the published ones (cache or download)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--anchor", type=_parse_triple, help="anchor token 't,h,w' on the grid of the first anchor "
                    "layer (default: the centre token of the middle frame)")
@@ -150,7 +150,12 @@ def run_report(args: argparse.Namespace) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     entry = zoo.get_entry(args.model)
     model = zoo.create_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained)
-    weights = args.checkpoint or ("published weights" if args.pretrained else None)
+    if args.checkpoint:
+        weights = args.checkpoint
+    elif args.pretrained:
+        weights = f"bundled weights ({entry.where})" if entry.kind == "local" else "published weights"
+    else:
+        weights = None
     clip = load_clip(args.video, entry.protocol)
     x = clip.x
 

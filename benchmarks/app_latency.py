@@ -33,16 +33,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from benchmarks.load_test import free_port, stop_app
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_app(port: int, models: str | None, device: str, timeout: float = 600.0) -> tuple[subprocess.Popen, float, float | None, list[str]]:
@@ -165,18 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     url = args.url
     try:
         if url is None:
-            port = _free_port()
+            port = free_port()
             proc, startup, printed, _ = start_app(port, args.models, args.device)
             url = f"http://127.0.0.1:{port}/"
             extra = {"startup_s": startup, "startup_printed_s": printed}
         res = {**extra, **run(url, args.clip, args.repeats)}
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_app(proc)
     print(markdown(res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

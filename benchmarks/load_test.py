@@ -55,6 +55,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stop_app(proc: subprocess.Popen, grace: float = 30.0) -> None:
+    """Terminate a started app; kill it if it has not exited after ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def start_app(port: int, *, models: str | None = None, device: str = "cpu", views: str = "1x1",
               timeout: float = 900.0, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
     """``python app.py`` on ``127.0.0.1:port``; returns once the page answers. Output goes to a log file."""
@@ -400,11 +409,7 @@ def main(argv: list[str] | None = None) -> int:
             result["server_alive_after"] = proc.poll() is None
     finally:
         if proc is not None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_app(proc)
     print(markdown(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -620,6 +620,10 @@ def main(argv: list[str] | None = None) -> int:
                                                    f"(default: {', '.join(FULL_MODELS)}; short names or zoo names)")
     ap.add_argument("--out", type=Path, default=REPO_ROOT / "docs", help="folder for BENCHMARKS.md and benchmarks.json")
     ap.add_argument("--update-readme", action="store_true", help="rewrite README.md's Performance section")
+    ap.add_argument("--merge", action="store_true",
+                    help="add to the existing benchmarks.json instead of replacing it: the sections run now replace "
+                         "theirs, and model rows replace the rows of the same model (e.g. --only models --models "
+                         "NAME after bundling a new model)")
     ap.add_argument("--report-only", action="store_true",
                     help="measure nothing: rebuild BENCHMARKS.md (and the README section) from benchmarks.json, "
                          "refreshing the saved load-test results")
@@ -673,6 +677,12 @@ def main(argv: list[str] | None = None) -> int:
         "predict_cli": section_predict_cli, "app": section_app,
     }
     json_path, md_path = args.out / "benchmarks.json", args.out / "BENCHMARKS.md"
+    base = json.loads(json_path.read_text()) if args.merge and json_path.is_file() else None
+    if base is not None:  # keep the earlier run's meta; note this run beside it
+        base["meta"].setdefault("merged", []).append(
+            {k: report["meta"][k] for k in ("command", "date", "commit", "loadavg_start")})
+        base["meta"]["bundled_models"] = report["meta"]["bundled_models"]
+        report = base
     for name in SECTIONS:
         if name not in only:
             continue
@@ -681,8 +691,12 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as err:  # noqa: BLE001 - one broken section must not lose the others
             result = {"error": f"{type(err).__name__}: {err}"}
             log(f"{name} failed: {result['error']}")
+        if base is not None and name == "models" and "rows" in result and "rows" in base["sections"].get(name, {}):
+            new = {r["model"]: r for r in result["rows"]}
+            old = [new.pop(r["model"], r) for r in base["sections"][name]["rows"]]
+            result = {"rows": old + list(new.values())}
         report["sections"][name] = result
-        report["meta"]["wall_s"] = time.perf_counter() - t0
+        report["meta"]["wall_s" if base is None else "merged_wall_s"] = time.perf_counter() - t0
         report["meta"]["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
         json_path.write_text(json.dumps(report, indent=1), encoding="utf-8")  # partial results survive
     write_markdown(report, md_path)

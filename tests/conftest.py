@@ -23,3 +23,21 @@ def fixtures_dir() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED
+
+
+# ------------------------------------------------------------------------- app test fixtures
+@pytest.fixture(scope="module")
+def tiny():
+    """Names of tiny randomly initialised zoo models registered for one test module."""
+    from app.testing import tiny_models
+
+    with tiny_models() as names:
+        yield names
+
+
+@pytest.fixture(scope="module")
+def client(served):
+    """A gradio_client for the module's own ``served`` fixture (a running app)."""
+    from gradio_client import Client
+
+    return Client(served.url, verbose=False, analytics_enabled=False)

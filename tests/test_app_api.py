@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 
 from app import tab_attention, tab_predict
 from app.state import AppConfig, AppState
-from app.testing import serve, tiny_models
+from app.testing import serve
 from tests.conftest import REPO_ROOT
 from uniformer.errors import UniformerLabError
 
@@ -28,20 +28,9 @@ ENDPOINTS = {"/predict", "/models", "/attention", "/redundancy", "/efficiency"}
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    with tiny_models() as names:
-        yield names
-
-
-@pytest.fixture(scope="module")
 def served(tiny):
     with serve(default_models=tiny, views=(1, 1)) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def client(served):
-    return Client(served.url, verbose=False, analytics_enabled=False)
 
 
 def _readable(err: BaseException) -> str:
@@ -344,3 +333,15 @@ def test_attention_memory_budget_is_enforced_before_running(tiny):
     record = state.records.values()[0]["record"]
     real = sum(m.numel() * m.element_size() for m in record.maps.values())
     assert tab_attention.attention_map_bytes(tiny[0], tuple(state.records.values()[0]["x"].shape)) == real
+
+
+def test_malloc_arena_cap_respects_the_users_setting(monkeypatch):
+    from app.main import limit_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False  # the user's own value wins
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    import platform
+
+    if platform.libc_ver()[0] == "glibc":
+        assert limit_malloc_arenas() is True

@@ -24,7 +24,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from app.state import AppConfig, AppState  # noqa: E402
-from app.testing import serve, tiny_models  # noqa: E402
+from app.testing import serve  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 from uniformer.errors import UniformerLabError  # noqa: E402
 
@@ -33,20 +33,9 @@ CAP_MB = 1.0
 
 
 @pytest.fixture(scope="module")
-def tiny():
-    with tiny_models() as names:
-        yield names
-
-
-@pytest.fixture(scope="module")
 def served(tiny):
     with serve(default_models=tiny, views=(1, 1), max_video_mb=CAP_MB, max_checkpoint_mb=CAP_MB) as s:
         yield s
-
-
-@pytest.fixture(scope="module")
-def client(served):
-    return Client(served.url, verbose=False, analytics_enabled=False)
 
 
 def one_line(err: BaseException) -> str:

@@ -429,6 +429,17 @@ def test_pickles_that_would_run_code_are_refused(payload_cls, tmp_path):
         assert not marker.exists(), f"{kind}: the payload ran while loading a model"
 
 
+def test_a_pickle_of_code_alone_is_named_as_such(tmp_path):
+    marker = _marker(tmp_path)
+    path = tmp_path / "only_code.pth"
+    torch.save(_System(marker), path)
+    with pytest.raises(CheckpointError, match="holds no tensors, only pickled Python objects") as info:
+        read_checkpoint(path)
+    assert "system" in str(info.value) and "not run" in str(info.value)
+    assert_one_sentence(info.value)
+    assert not marker.exists()
+
+
 def test_pickled_global_from_an_importable_module_is_never_imported(tmp_path, monkeypatch):
     marker = _marker(tmp_path)
     module = f"evil_mod_{uuid.uuid4().hex[:8]}"
@@ -513,7 +524,7 @@ def test_truncated_downloads_of_a_real_checkpoint(tmp_path):
     good = tmp_path / "good.pth"
     torch.save(_tiny_state_dict(), good)
     data = good.read_bytes()
-    for frac in (0.001, 0.5, 0.9, 0.999):  # 0.1 is a known escape, see below
+    for frac in (0.001, 0.5, 0.9, 0.999, 0.1):
         path = tmp_path / f"cut_{frac}.pth"
         path.write_bytes(data[: int(len(data) * frac)])
         with pytest.raises(CheckpointError, match="truncated or corrupt") as info:
@@ -521,10 +532,8 @@ def test_truncated_downloads_of_a_real_checkpoint(tmp_path):
         assert_one_sentence(info.value)
 
 
-# Known bug (reported): read_checkpoint lets some exceptions of torch.load(weights_only=True)
-# escape instead of raising CheckpointError. The fix belongs in uniformer/models/checkpoint.py
-# (catch every exception of the torch.load call); strict xfail makes these tests fail as soon as
-# it lands, so that the markers get removed. No case executes code: only the error type is wrong.
+# Byte-level damage that once made torch.load raise OSError, AssertionError or AttributeError
+# (which escaped the reader): each must now be one CheckpointError.
 
 def _zip_cut_at_10_percent(tmp_path: Path) -> Path:
     good = tmp_path / "good.pth"
@@ -560,20 +569,17 @@ def _non_class_storage_type(tmp_path: Path) -> Path:
     return _save_zip_with_data_pkl(tmp_path / "odd_storage.pth", buf.getvalue(), storages={"0": bytes(16)})
 
 
-@pytest.mark.parametrize("make,escapes", [
-    pytest.param(_zip_cut_at_10_percent, OSError, id="zip_cut_at_10pct-OSError"),
-    pytest.param(_legacy_with_wrong_storage_key, AssertionError, id="legacy_bad_storage_key-AssertionError"),
-    pytest.param(_non_class_storage_type, AttributeError, id="non_class_storage_type-AttributeError"),
+@pytest.mark.parametrize("make", [
+    pytest.param(_zip_cut_at_10_percent, id="zip_cut_at_10pct"),
+    pytest.param(_legacy_with_wrong_storage_key, id="legacy_bad_storage_key"),
+    pytest.param(_non_class_storage_type, id="non_class_storage_type"),
 ])
-def test_known_escapes_from_the_checkpoint_reader(make, escapes, tmp_path, request):
-    request.applymarker(pytest.mark.xfail(strict=True, raises=escapes,
-                                          reason=f"checkpoint.py lets {escapes.__name__} escape (reported)"))
-    with pytest.raises(CheckpointError):
+def test_odd_damage_gives_one_checkpoint_error(make, tmp_path):
+    with pytest.raises(CheckpointError) as info:
         read_checkpoint(make(tmp_path))
+    assert_one_sentence(info.value)
 
 
-@pytest.mark.xfail(strict=True, raises=(OSError, AssertionError, AttributeError),
-                   reason="checkpoint.py lets OSError/AssertionError escape (reported)")
 def test_corrupted_checkpoints_raise_checkpoint_error_only(tmp_path):
     torch.manual_seed(0)
     tensors = {"a": torch.randn(1000), "b": torch.ones(50)}

@@ -198,3 +198,40 @@ def test_cli_writes_a_dataset(tmp_path, capsys):
         generate_dataset(tmp_path, 1, 0, config=SynthConfig(size=32, num_frames=4), workers=1)
     generate_dataset(tmp_path, 1, 0, config=SynthConfig(size=32, num_frames=4), workers=1, overwrite=True)
     assert len(list((tmp_path / "train").rglob("*.mp4"))) == 1 and not (tmp_path / "val").exists()
+
+
+def test_difficulty_knobs_change_what_they_name():
+    base = SynthConfig(size=48, num_frames=8, max_distractors=0, noise_std=(0.0, 0.0))
+    # speed: ground-truth steps of a translation class stay inside the asked range
+    fast = SynthConfig(size=48, num_frames=8, max_distractors=0, speed=(0.05, 0.06))
+    for cfg, (lo, hi) in ((base, base.speed), (fast, fast.speed)):
+        _, meta = render_clip("moving_right", clip_rng(3, "train", 0), cfg)
+        step = np.hypot(*np.diff(meta.track[0], axis=0).T)
+        assert np.all(step >= lo * 48 - 1e-3) and np.all(step <= hi * 48 + 1e-3)
+    # object_scale: the same draws with every main radius scaled
+    big = SynthConfig(size=48, num_frames=8, max_distractors=0, noise_std=(0.0, 0.0), object_scale=1.5)
+    for name in ("moving_right", "approaching", "meeting"):
+        _, m1 = render_clip(name, clip_rng(4, "train", 1), base)
+        _, m2 = render_clip(name, clip_rng(4, "train", 1), big)
+        np.testing.assert_allclose(m2.radius, 1.5 * m1.radius, rtol=1e-5)
+    # background_contrast=0: a flat background (only the main object varies within a frame)
+    flat = SynthConfig(size=48, num_frames=8, max_distractors=0, noise_std=(0.0, 0.0), background_contrast=0.0)
+    frames, meta = render_clip("rotating_clockwise", clip_rng(5, "train", 2), flat, return_mask=True)
+    bg = frames[0][meta.mask[0] == 0].astype(float)
+    assert bg.std(0).max() < 1.0
+    textured, meta = render_clip("rotating_clockwise", clip_rng(5, "train", 2), base, return_mask=True)
+    assert textured[0][meta.mask[0] == 0].astype(float).std(0).max() > 3.0
+    with pytest.raises(ValueError, match="speed"):
+        SynthConfig(speed=(0.03, 0.01))
+    with pytest.raises(ValueError, match="object_scale"):
+        SynthConfig(object_scale=0.0)
+
+
+def test_cli_passes_the_difficulty_knobs(tmp_path):
+    rc = syn.main(["--out", str(tmp_path), "--train", "1", "--val", "0", "--size", "32", "--frames", "4",
+                   "--workers", "1", "--speed", "0.03", "0.04", "--object-scale", "0.8",
+                   "--background-contrast", "0.5", "--max-noise", "2", "--max-distractors", "1"])
+    assert rc == 0
+    cfg = json.loads((tmp_path / "synthetic.json").read_text())["config"]
+    assert cfg["speed"] == [0.03, 0.04] and cfg["object_scale"] == 0.8
+    assert cfg["background_contrast"] == 0.5 and cfg["noise_std"] == [1.0, 2.0] and cfg["max_distractors"] == 1

@@ -2,6 +2,8 @@
 
     python -m uniformer.evaluate --checkpoint runs/x/best.pt --data val.txt --root DATA [--views 4x1] [--json]
     python -m uniformer.evaluate --model uniformer_small_k400_16x8 --checkpoint k400.pth --data val.csv --root K400
+    python -m uniformer.evaluate --model uniformer_tiny_synthetic_8x2 --data data/synthetic_heldout/val.txt \
+        --root data/synthetic_heldout      # a bundled model: no --checkpoint needed
 
 ``--model`` is a zoo name or a training config (``.toml``/``.json``); it may be left out when the
 checkpoint was written by ``uniformer.train`` (its config travels inside). Works under
@@ -215,7 +217,8 @@ def _config_from_checkpoint(path: str) -> tuple[Any, list[str]] | None:
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m uniformer.evaluate", description=__doc__.split("\n")[0])
     p.add_argument("--model", help="zoo model name or a training config (.toml/.json)")
-    p.add_argument("--checkpoint", required=True, help="weights: official, timm/HF, or written by uniformer.train")
+    p.add_argument("--checkpoint", help="weights: official, timm/HF, or written by uniformer.train "
+                                        "(default for a zoo --model: its bundled or cached weights)")
     p.add_argument("--data", required=True, help="list file (path label per line)")
     p.add_argument("--root", default="", help="directory the list entries are relative to")
     p.add_argument("--format", default=None, help="dataset kind: list | folder | ssv2 (default: from the config)")
@@ -260,6 +263,12 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
     )
 
     classes: list[str] = []
+    if a.checkpoint is None:
+        if not a.model or Path(a.model).suffix in (".toml", ".json"):
+            raise ConfigError("Pass --checkpoint (or a zoo --model whose weights are bundled or cached).")
+        from uniformer import zoo
+
+        a.checkpoint = str(zoo.fetch_weights(a.model))  # bundled file, HF cache, or one clear error
     stored = _config_from_checkpoint(a.checkpoint)
     if a.model and Path(a.model).suffix in (".toml", ".json"):
         cfg = load_config(a.model)

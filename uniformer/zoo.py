@@ -364,9 +364,31 @@ def _timesformer_entries() -> list[ZooEntry]:
     return out
 
 
-# Bundled small models (trained by this project; weights under assets/checkpoints/). Add entries
-# here with kind="local" and file="<name>.safetensors"; they are registered like the others.
-LOCAL_ENTRIES: list[ZooEntry] = []
+# Bundled small models, trained by this project on its procedural motion dataset
+# (uniformer/data/synthetic.py; configs/synthetic_*_tiny.toml; card: assets/checkpoints/README.md).
+# They are the app's offline defaults. Both see 8 frames (every 2nd of a 16-frame span) at 64 px.
+_SYNTH_PROTOCOL = TestProtocol("uniformer_dense", num_frames=8, sampling_rate=2, num_clips=1, num_crops=1,
+                               short_side=64, crop_size=64, mean=MEAN, std=STD)
+_SYNTH_NOTES = ("Trained from scratch on 64x64 procedural clips (12 time-reversal-paired motion classes); "
+                "on real videos its predictions mean little, but every layer's maps are those of a trained model.",)
+LOCAL_ENTRIES: list[ZooEntry] = [
+    ZooEntry(
+        name="uniformer_tiny_synthetic_8x2", family="uniformer",
+        arch=dict(depth=[1, 1, 2, 1], embed_dim=[32, 64, 96, 128], head_dim=32, img_size=64),
+        dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
+        file="uniformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
+        paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local",
+    ),
+    ZooEntry(
+        name="timesformer_tiny_synthetic_8x2", family="timesformer",
+        arch=dict(img_size=64, patch_size=16, embed_dim=96, depth=4, num_heads=4, num_frames=8,
+                  attention_type="divided_space_time"),
+        dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
+        file="timesformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
+        paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
+        notes=_SYNTH_NOTES, kind="local",
+    ),
+]
 
 
 # ============================================================================= lookups

@@ -105,7 +105,8 @@ def read_checkpoint(path: PathLike) -> Any:
         first_error: Exception = err
     except RuntimeError as err:
         raise _zip_error(p, err) from err
-    except (EOFError, ValueError, KeyError, IndexError, struct.error) as err:
+    except Exception as err:  # EOFError, OSError, AssertionError, AttributeError, struct.error, ...:
+        # torch's readers raise whatever a broken byte happens to trip over
         raise CheckpointError(f"Checkpoint file {p} is truncated or corrupt; download or save it again.") from err
 
     # weights_only refused something: retry with the restricted unpickler (never executes globals).
@@ -117,12 +118,30 @@ def read_checkpoint(path: PathLike) -> Any:
         raise CheckpointError(
             f"Checkpoint file {p} is not a readable PyTorch checkpoint (truncated, corrupt or not a checkpoint)."
         ) from first_error
+    if substituted and not _holds_tensor(obj):
+        raise CheckpointError(
+            f"{p} holds no tensors, only pickled Python objects ({', '.join(sorted(substituted)[:3])}), which were "
+            f"not run; it is not a weights file."
+        )
     if substituted:
         _logger.info(
             "Loaded %s with the restricted unpickler; these pickled objects were replaced by inert "
             "placeholders: %s", p, ", ".join(sorted(substituted)),
         )
     return obj
+
+
+def _holds_tensor(obj: Any, depth: int = 0) -> bool:
+    """Whether a loaded checkpoint object contains at least one tensor (bounded walk)."""
+    if isinstance(obj, torch.Tensor):
+        return True
+    if depth > 6:
+        return False
+    if isinstance(obj, dict):
+        return any(_holds_tensor(v, depth + 1) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return any(_holds_tensor(v, depth + 1) for v in obj)
+    return False
 
 
 def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:

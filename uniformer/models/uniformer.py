@@ -27,6 +27,7 @@ follow ``shared/reference/uniformer/README.md`` so that official checkpoints loa
 """
 from __future__ import annotations
 
+import copy
 from collections import OrderedDict
 from collections.abc import Sequence
 from functools import partial
@@ -165,7 +166,7 @@ class GlobalBlock(nn.Module):
         return x.transpose(1, 2).reshape(B, C, T, H, W)
 
 
-class SplitGlobalBlock(nn.Module):
+class SplitGlobalBlock(GlobalBlock):
     """Divided attention (official ``SplitSABlock``, ``split=True``): temporal, then spatial.
 
     Temporal attention runs over T for each spatial site, batch layout ``(B*H*W, T, C)``; spatial
@@ -174,26 +175,17 @@ class SplitGlobalBlock(nn.Module):
     temporal branch reaches the output only through the spatial attention's input.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        qk_scale: float | None = None,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-        drop_path: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.pos_embed = _dpe(dim)
+    def __init__(self, dim: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(dim, *args, **kwargs)
         self.t_norm = _block_norm(dim)
-        self.t_attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
-        self.norm1 = _block_norm(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.norm2 = _block_norm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
+        self.t_attn = copy.deepcopy(self.attn)  # same settings as the spatial attention
+        for m in self.t_attn.modules():  # ...but its own initial weights
+            if isinstance(m, nn.Linear):
+                m.reset_parameters()
+        # official parameter order: pos_embed, t_norm, t_attn, norm1, attn, norm2, mlp
+        first = ("pos_embed", "t_norm", "t_attn")
+        self._modules = {k: self._modules[k] for k in first} | {
+            k: v for k, v in self._modules.items() if k not in first}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.pos_embed(x)
