@@ -433,7 +433,7 @@ def test_a_pickle_of_code_alone_is_named_as_such(tmp_path):
     marker = _marker(tmp_path)
     path = tmp_path / "only_code.pth"
     torch.save(_System(marker), path)
-    with pytest.raises(CheckpointError, match="holds no tensors, only pickled Python objects") as info:
+    with pytest.raises(CheckpointError, match="not a weights checkpoint: it holds no tensors, only pickled Python objects") as info:
         read_checkpoint(path)
     assert "system" in str(info.value) and "not run" in str(info.value)
     assert_one_sentence(info.value)

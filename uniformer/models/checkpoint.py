@@ -120,8 +120,8 @@ def read_checkpoint(path: PathLike) -> Any:
         ) from first_error
     if substituted and not _holds_tensor(obj):
         raise CheckpointError(
-            f"{p} holds no tensors, only pickled Python objects ({', '.join(sorted(substituted)[:3])}), which were "
-            f"not run; it is not a weights file."
+            f"{p} is not a weights checkpoint: it holds no tensors, only pickled Python objects "
+            f"({', '.join(sorted(substituted)[:3])}), which were not run."
         )
     if substituted:
         _logger.info(
