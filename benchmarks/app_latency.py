@@ -33,7 +33,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from benchmarks.load_test import free_port, stop_app
+from app.testing import free_port
+from benchmarks.load_test import stop_app
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"

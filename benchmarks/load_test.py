@@ -28,7 +28,6 @@ import datetime as _dt
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -42,18 +41,14 @@ from typing import Any
 
 import numpy as np
 
+from app.testing import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 # ============================================================================ server side
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def stop_app(proc: subprocess.Popen, grace: float = 30.0) -> None:
     """Terminate a started app; kill it if it has not exited after ``grace`` seconds."""

@@ -53,3 +53,18 @@ def test_bundled_model_recognises_unseen_clips(name):
         pred = model(torch.stack(clips)).argmax(1).numpy()
     accuracy = float((pred == np.array(labels)).mean())
     assert accuracy >= MIN_ACCURACY[name], f"{name}: {accuracy:.2f} on 24 unseen clips"
+
+
+def test_evaluate_uses_the_bundled_weights_without_a_checkpoint(tmp_path, capsys):
+    from uniformer.data.synthetic import generate_dataset
+    from uniformer.evaluate import main
+
+    generate_dataset(tmp_path, num_train=0, num_val=12, seed=7, config=TRAIN_DATA, workers=1)
+    data = ["--data", str(tmp_path / "val.txt"), "--root", str(tmp_path), "--workers", "0", "--device", "cpu"]
+    assert main(["--model", "uniformer_tiny_synthetic_8x2", *data, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["num_videos"] == 12 and result["top1"] > 1 / 12
+    # neither weights nor a zoo model to take them from: one line, exit code 2
+    assert main(data) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--checkpoint" in err and "\n" not in err
