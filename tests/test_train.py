@@ -521,3 +521,15 @@ def test_torchrun_two_processes_gloo_one_epoch_then_evaluate(tiny_videos, tmp_pa
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert [r["epoch"] for r in rows] == ["1", "2"]
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+def test_train_step_benchmark_runs_a_shipped_recipe_and_checks_that_it_fits():
+    from benchmarks.train_step import StepCase, markdown, run_step_case
+
+    rec = run_step_case(StepCase(config="synthetic_uniformer_tiny", batch=4, warmup=1, steps=2, fit_steps=6))
+    assert "error" not in rec, rec.get("error")
+    assert rec["fits"] and rec["fit_loss_last"] < rec["fit_loss_first"]
+    assert rec["skipped_steps"] == 0 and rec["clips_per_s"] > 0 and rec["num_classes"] == 12
+    assert rec["master_weights"] == "{torch.float32}" and rec["amp_dtype"] == "none"
+    table = markdown({"meta": {"device_name": "CPU", "torch": torch.__version__}, "steps": [rec], "parity": []})
+    assert "| synthetic_uniformer_tiny | none | off | 4×1 |" in table
