@@ -17,7 +17,7 @@ BUNDLED = [name for name, e in ZOO.items() if e.kind == "local"]
 # The nuisance levels the bundled models were trained with (assets/checkpoints/README.md).
 TRAIN_DATA = SynthConfig(max_distractors=1, background_contrast=0.35, noise_std=(1.0, 3.0))
 # Lower bounds with a wide margin under the held-out figures of the model card (24 clips only).
-MIN_ACCURACY = {"uniformer_tiny_synthetic_8x2": 0.6, "timesformer_tiny_synthetic_8x2": 0.25}  # measured 0.79, 0.42
+MIN_ACCURACY = {"uniformer_tiny_synthetic_8x2": 0.8, "timesformer_tiny_synthetic_8x2": 0.25}  # measured 1.00, 0.38
 
 
 def test_both_families_are_bundled():
