@@ -131,8 +131,11 @@ def run_step_case(case: StepCase) -> dict[str, Any]:
     trainer.mixup, trainer.erase = None, None
     if cfg.aug.mixup > 0 or cfg.aug.cutmix > 0:
         trainer.criterion = torch.nn.CrossEntropyLoss(label_smoothing=cfg.aug.label_smoothing)
-    for group in trainer.optimizer.param_groups:  # a fixed, moderate lr: the schedule is not under test
-        group["lr"] = min(cfg.optim.lr, 1e-3) if cfg.optim.lr_base_batch == 0 else 1e-4
+    # a fixed lr (the schedule is not under test): the recipe's own, at most 1e-3, for recipes
+    # tuned at this batch; 1e-4 for those tuned at a multi-GPU batch (``optim.lr_base_batch``)
+    fit_lr = 1e-4 if cfg.optim.lr_base_batch else min(cfg.optim.lr, 1e-3)
+    for group in trainer.optimizer.param_groups:
+        group["lr"] = fit_lr
     trainer.scheduler.step_update = lambda *a, **k: None  # type: ignore[method-assign]
     losses, fit_skipped = [], 0
     with warnings.catch_warnings():
