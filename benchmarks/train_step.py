@@ -41,7 +41,8 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.model_latency import peak_rss_mb, spread  # noqa: E402
-from uniformer.train import ConfigError, Trainer, build_model, load_config, resolve_amp  # noqa: E402
+from uniformer.data.synthetic import CLASSES as SYNTHETIC_CLASSES  # noqa: E402
+from uniformer.train import ConfigError, Trainer, _read_classes, build_model, load_config, resolve_amp  # noqa: E402
 
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_CONFIGS = ("synthetic_uniformer_tiny", "synthetic_timesformer_tiny")
@@ -67,10 +68,9 @@ def _sync(device: torch.device) -> None:
 def _num_classes(cfg: Any) -> int:
     if cfg.model.num_classes:
         return cfg.model.num_classes
-    classes = REPO_ROOT / cfg.data.classes if cfg.data.classes else None
-    if classes is not None and classes.is_file():
-        return sum(1 for line in classes.read_text().splitlines() if line.strip())
-    return 12  # the synthetic datasets' classes, before the data is generated
+    if cfg.data.classes and (REPO_ROOT / cfg.data.classes).is_file():
+        return len(_read_classes(str(REPO_ROOT / cfg.data.classes)))
+    return len(SYNTHETIC_CLASSES)  # the tiny recipes' dataset, before it is generated
 
 
 def run_step_case(case: StepCase) -> dict[str, Any]:
