@@ -533,3 +533,13 @@ def test_train_step_benchmark_runs_a_shipped_recipe_and_checks_that_it_fits():
     assert rec["master_weights"] == "{torch.float32}" and rec["amp_dtype"] == "none"
     table = markdown({"meta": {"device_name": "CPU", "torch": torch.__version__}, "steps": [rec], "parity": []})
     assert "| synthetic_uniformer_tiny | none | off | 4×1 |" in table
+
+
+def test_train_step_benchmark_names_a_missing_recipe_and_a_missing_gpu(capsys, monkeypatch):
+    from benchmarks.train_step import main
+
+    assert main(["--configs", "no_such_recipe", "--amp", "none", "--device", "cpu"]) == 1
+    assert "error: ConfigError: The config file" in capsys.readouterr().out
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["--device", "cuda"]) == 2
+    assert capsys.readouterr().err.strip() == "No CUDA device is available; run with --device cpu."
