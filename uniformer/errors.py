@@ -13,6 +13,10 @@ class VideoError(UniformerLabError):
     """The video cannot be read: missing, empty, corrupt, not a video, no video stream."""
 
 
+class ModelConfigError(UniformerLabError, ValueError):
+    """Constructor arguments that do not describe a buildable model (e.g. a bad stage layout)."""
+
+
 class CheckpointError(UniformerLabError):
     """A checkpoint file cannot be read, is unsafe, or does not fit the chosen model."""
 

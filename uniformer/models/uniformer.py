@@ -7,17 +7,28 @@ Mapping from the paper to this file (paper Eq. 1-3, one UniFormer block):
   ``T x H x W`` is accepted.
 * ``Y = MHRA(Norm(X)) + X`` -- the Multi-Head Relation Aggregator, two flavours:
 
-  - *local* MHRA (``LocalBlock``, stages 1-2, official ``CBlock``): ``conv2(attn(conv1(BN(x))))``.
+  - *local* MHRA (``LocalBlock``, letter ``L``, official ``CBlock``): ``conv2(attn(conv1(BN(x))))``.
     ``conv1`` is the paper's context encoding V, ``conv2`` the head fusion U, and the token affinity
     ``A^local`` (Eq. 6) is ``attn``: a depthwise 5x5x5 Conv3d. The official code therefore has one
     learnable 5x5x5 affinity *per channel* (C heads of width 1), not one per head as the paper's
     formula reads, and uses BatchNorm rather than LayerNorm as "Norm".
-  - *global* MHRA (``GlobalBlock``, stages 3-4, official ``SABlock``): ordinary multi-head
+  - *global* MHRA (``GlobalBlock``, letter ``G``, official ``SABlock``): ordinary multi-head
     self-attention over all ``L = T*H*W`` tokens (``A^global = softmax(QK^T)``), computed by the
     shared ``uniformer.models.layers.Attention`` so ``attention_capture`` can expose the maps.
     ``SplitGlobalBlock`` (``split=True``) factorises it into temporal-then-spatial attention.
 * ``Z = FFN(Norm(Y)) + Y`` -- ``mlp``: two pointwise layers with exact GELU (1x1x1 convs after BN
   in local blocks, Linear layers after LayerNorm in global blocks).
+
+Stage layout (the paper's ablation of local vs global MHRA per stage, Table 1/Fig. 2): ``layout`` is
+one letter per stage, ``L`` = every block of that stage is a ``LocalBlock``, ``G`` = a
+``GlobalBlock`` (``SplitGlobalBlock`` with ``split=True``). The paper's UniFormer is ``"LLGG"``
+(the default: local affinity where tokens are many and redundant, global attention on the
+coarse late grids); ``"LLLL"`` is a pure convolutional network, ``"GGGG"`` a global-attention
+transformer with the same stem, DPE, FFN and widths. The layout changes only which block class a
+stage builds: every other argument, the module names (``blocks{s}.{i}``) and the parameter order
+within a block stay the same, so ``"LLGG"`` is exactly the official model. Global stages need a
+width that is a multiple of ``head_dim``; ``model.layout`` keeps the string so a checkpoint's
+stored constructor arguments rebuild the same network.
 
 Stem and downsampling are ``PatchEmbed3d`` (Conv3d then channel LayerNorm). The head is
 BatchNorm3d -> mean over T'H'W' -> Linear. State-dict keys, their order and every numeric detail
@@ -38,11 +49,14 @@ import torch.utils.checkpoint
 from timm.layers import DropPath
 from torch import nn
 
+from uniformer.errors import ModelConfigError
 from uniformer.models.checkpoint import unwrap_state_dict
 from uniformer.models.layers import Attention
 
 __all__ = [
     "UniFormer",
+    "DEFAULT_LAYOUT",
+    "parse_layout",
     "PatchEmbed3d",
     "LocalBlock",
     "GlobalBlock",
@@ -59,6 +73,10 @@ _TIMM_BOOKKEEPING_KWARGS = frozenset(
 _MIN_SPATIAL = 32
 
 _block_norm = partial(nn.LayerNorm, eps=1e-6)
+
+# The paper's UniFormer: local MHRA in stages 1-2, global MHRA in stages 3-4.
+DEFAULT_LAYOUT = "LLGG"
+_LAYOUT_LETTERS = frozenset("LG")
 
 
 class Mlp(nn.Module):
@@ -204,15 +222,27 @@ class SplitGlobalBlock(GlobalBlock):
 def _four(name: str, value: Sequence[int]) -> list[int]:
     values = list(value)
     if len(values) != 4:
-        raise ValueError(f"UniFormer needs four values for {name} (one per stage), got {values}.")
+        raise ModelConfigError(f"UniFormer needs four values for {name} (one per stage), got {values}.")
     return [int(v) for v in values]
+
+
+def parse_layout(layout: Any) -> str:
+    """Validate a stage layout (``"LLGG"``: ``L`` local / ``G`` global MHRA per stage), upper-cased."""
+    text = layout.strip().upper() if isinstance(layout, str) else None
+    if text is None or len(text) != 4 or not set(text) <= _LAYOUT_LETTERS:
+        raise ModelConfigError(
+            f"UniFormer layout must be four letters, one per stage, each L (local) or G (global) "
+            f"such as 'LLGG', got {layout!r}."
+        )
+    return text
 
 
 class UniFormer(nn.Module):
     """UniFormer video classifier; input ``(B, C, T, H, W)`` (or a one-element list of it).
 
     Constructor arguments carry the official names and defaults (UniFormer-S); ``img_size`` is
-    bookkeeping only. Unknown keyword arguments raise ``TypeError`` except the bookkeeping ones
+    bookkeeping only. ``layout`` (not in the official code) picks local or global MHRA per stage,
+    see the module docstring. Unknown keyword arguments raise ``TypeError`` except the bookkeeping ones
     timm's builder passes (``pretrained_cfg`` ...) and ``global_pool='avg'``.
     """
 
@@ -235,6 +265,7 @@ class UniFormer(nn.Module):
         std: bool = False,
         use_checkpoint: bool = False,
         checkpoint_num: Sequence[int] = (0, 0, 0, 0),
+        layout: str = DEFAULT_LAYOUT,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -244,13 +275,14 @@ class UniFormer(nn.Module):
         unknown = sorted(set(kwargs) - _TIMM_BOOKKEEPING_KWARGS)
         if unknown:
             raise TypeError(f"UniFormer got unexpected keyword argument(s): {', '.join(unknown)}.")
+        layout = parse_layout(layout)
         depth = _four("depth", depth)
         embed_dim = _four("embed_dim", embed_dim)
-        for s in (2, 3):
+        for s in (s for s, kind in enumerate(layout) if kind == "G"):
             if embed_dim[s] % head_dim or embed_dim[s] < head_dim:
-                raise ValueError(
+                raise ModelConfigError(
                     f"embed_dim[{s}]={embed_dim[s]} must be a positive multiple of "
-                    f"head_dim={head_dim} for the global-attention stages."
+                    f"head_dim={head_dim} because stage {s + 1} is global in layout {layout!r}."
                 )
 
         self.num_classes = num_classes
@@ -258,6 +290,7 @@ class UniFormer(nn.Module):
         self.in_chans = in_chans
         self.depth = depth
         self.embed_dim = embed_dim
+        self.layout = layout
         self.num_heads = [d // head_dim for d in embed_dim]
         self.split = split
         self.std = std
@@ -279,7 +312,7 @@ class UniFormer(nn.Module):
         for s in range(4):
             blocks = []
             for i in range(depth[s]):
-                if s < 2:
+                if layout[s] == "L":
                     blk = LocalBlock(embed_dim[s], mlp_ratio, drop_rate, dpr[offset + i])
                 else:
                     blk = global_cls(
