@@ -98,8 +98,11 @@ def default_anchor(record: AttentionRecord, name: str) -> tuple[int, int, int]:
 
 
 def default_anchor_layers(record: AttentionRecord) -> list[str]:
-    """Maps of the first, third (the layer of the paper's Figure 1) and last attention layers."""
+    """Maps of the first, third (the layer of the paper's Figure 1) and last attention layers;
+    none for a model without attention (a UniFormer with layout ``LLLL``)."""
     indices = sorted({i.layer_index for i in record.layers.values() if i.kind != "local_affinity"})
+    if not indices:
+        return []
     keep = {indices[0], indices[min(2, len(indices) - 1)], indices[-1]}
     return [n for n, i in record.layers.items() if i.kind != "local_affinity" and i.layer_index in keep]
 
@@ -186,11 +189,13 @@ def run_report(args: argparse.Namespace) -> Path:
     unknown = [n for n in names if n not in record.maps]
     if unknown:
         raise AnalysisError(f"No attention map named {', '.join(unknown)}; choose from {', '.join(record.maps)}.")
-    anchor = args.anchor or default_anchor(record, names[0])
-    ov = views.anchor_overlay(record, clip.frames, anchor, names=names, max_frames=args.max_frames)
-    both("anchor_attention", views.overlay_mpl(ov), views.overlay_plotly(ov))
-
     notes: list[str] = []
+    if names:
+        anchor = args.anchor or default_anchor(record, names[0])
+        ov = views.anchor_overlay(record, clip.frames, anchor, names=names, max_frames=args.max_frames)
+        both("anchor_attention", views.overlay_mpl(ov), views.overlay_plotly(ov))
+    else:
+        notes.append("No anchor-attention figure: every layer of this model is a local affinity kernel.")
     shown = views.even_frames(len(clip.frames), args.max_frames)
     if record.model == "uniformer":
         for stage in sorted({i.stage for i in record.layers.values() if i.kind == "local_affinity"}):

@@ -48,31 +48,11 @@ def _no_progress(*_: Any, **__: Any) -> None:
 # ------------------------------------------------------------------------------ structure
 def layer_names(model: torch.nn.Module) -> list[str]:
     """Map names in the order ``analysis.attention.extract`` records them, without a forward pass
-    (so the layer slider can be sized as soon as a model is chosen)."""
-    from uniformer.models.timesformer import TimeSformer
-    from uniformer.models.uniformer import GlobalBlock, LocalBlock, SplitGlobalBlock, UniFormer
+    (so the layer slider can be sized as soon as a model is chosen). Derived from the model's
+    blocks, so any UniFormer stage layout (``model.layout``) gets its own list."""
+    from analysis.attention import map_names
 
-    names: list[str] = []
-    if isinstance(model, UniFormer):
-        for s, stage in enumerate(model.stages, start=1):
-            for b, blk in enumerate(stage):
-                if isinstance(blk, LocalBlock):
-                    names.append(f"local_affinity_stage{s}_block{b}")
-                elif isinstance(blk, SplitGlobalBlock):
-                    names += [f"temporal_attn_stage{s}_block{b}", f"spatial_attn_stage{s}_block{b}"]
-                elif isinstance(blk, GlobalBlock):
-                    names.append(f"global_attn_stage{s}_block{b}")
-        return names
-    if isinstance(model, TimeSformer):
-        for i in range(len(model.blocks)):
-            if model.attention_type == "divided_space_time":
-                names += [f"temporal_attn_block{i}", f"spatial_attn_block{i}"]
-            elif model.attention_type == "joint_space_time":
-                names.append(f"joint_attn_block{i}")
-            else:
-                names.append(f"spatial_attn_block{i}")
-        return names
-    raise UniformerLabError(f"The attention view supports UniFormer and TimeSformer models, not {type(model).__name__}.")
+    return map_names(model)
 
 
 def num_heads(record: Any, name: str) -> int:

@@ -57,23 +57,35 @@ def reading(per_model: Sequence[tuple[LoadedModel, Sequence[Any]]]) -> str:
         any_random |= lm.weights.random
         shallow = [r for r in layer_rows if r.rel_depth <= 1 / 3] or layer_rows[:1]
         deep = [r for r in layer_rows if r.rel_depth >= 2 / 3] or layer_rows[-1:]
-        loc, chance = _mean([r.locality for r in shallow]), _mean([r.chance_locality for r in shallow])
-        deep_loc, deep_chance = _mean([r.locality for r in deep]), _mean([r.chance_locality for r in deep])
+        # Kernels and attention maps measure different neighbourhoods: average each on its own.
+        shallow_attn = [r for r in shallow if r.kind != "local_affinity"]
+        deep_attn = [r for r in deep if r.kind != "local_affinity"]
+        if not shallow_attn:  # local MHRA early (UniFormer's L stages)
+            loc, chance = _mean([r.locality for r in shallow]), _mean([r.chance_locality for r in shallow])
+            text = (f"- **{lm.label}**: its shallow layers are local by construction (a learned 5×5×5 affinity); "
+                    f"{loc:.0%} of the kernel weight sits in the central 3×3×3 (an even spread would give {chance:.0%}). ")
+            if deep_attn:
+                deep_loc = _mean([r.locality for r in deep_attn])
+                deep_chance = _mean([r.chance_locality for r in deep_attn])
+                text += (f"Its deep global layers put {deep_loc:.0%} of their attention in the 3×3 × ±1-frame "
+                         f"neighbourhood (uniform: {deep_chance:.0%}), at a fraction of the cost of global attention "
+                         "early on.")
+            else:
+                text += "Its deep layers are local kernels too: this stage layout has no global attention to measure."
+            lines.append(text)
+            continue
+        loc, chance = _mean([r.locality for r in shallow_attn]), _mean([r.chance_locality for r in shallow_attn])
+        deep_loc, deep_chance = _mean([r.locality for r in deep_attn]), _mean([r.chance_locality for r in deep_attn])
+        deep_text = (f"In the last third: {deep_loc:.0%} (uniform {deep_chance:.0%})." if deep_attn else
+                     "Its last third are local affinity kernels (no attention to measure there).")
         ratio = loc / chance if chance > 0 else float("nan")
-        kinds = sorted({r.kind for r in shallow})
-        if lm.family == "uniformer" and kinds == ["local_affinity"]:
-            lines.append(
-                f"- **{lm.label}**: its shallow layers are local by construction (a learned 5×5×5 affinity); "
-                f"{loc:.0%} of the kernel weight sits in the central 3×3×3 (an even spread would give {chance:.0%}). "
-                f"Its deep global layers put {deep_loc:.0%} of their attention in the 3×3 × ±1-frame "
-                f"neighbourhood (uniform: {deep_chance:.0%}), at a fraction of the cost of global attention early on.")
-        else:
-            verdict = ("much more local than uniform" if ratio >= 2 else
-                       "somewhat more local than uniform" if ratio >= 1.2 else "about as spread out as uniform attention")
-            lines.append(
-                f"- **{lm.label}**: in its first third of layers ({', '.join(kinds)} attention), {loc:.0%} of each "
-                f"query's attention lands in its immediate neighbourhood, against {chance:.0%} for uniform "
-                f"attention ({ratio:.1f}×): {verdict}. In the last third: {deep_loc:.0%} (uniform {deep_chance:.0%}).")
+        kinds = sorted({r.kind for r in shallow_attn})
+        verdict = ("much more local than uniform" if ratio >= 2 else
+                   "somewhat more local than uniform" if ratio >= 1.2 else "about as spread out as uniform attention")
+        lines.append(
+            f"- **{lm.label}**: in its first third of layers ({', '.join(kinds)} attention), {loc:.0%} of each "
+            f"query's attention lands in its immediate neighbourhood, against {chance:.0%} for uniform "
+            f"attention ({ratio:.1f}×): {verdict}. {deep_text}")
     lines.append("")
     if any_random:
         lines.append(
