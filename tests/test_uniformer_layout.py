@@ -17,7 +17,7 @@ from torch import nn
 from analysis.attention import anchor_attention, extract, map_names
 from analysis.metrics import chance_locality, redundancy_table
 from analysis.report import default_anchor_layers
-from uniformer.errors import ModelConfigError
+from uniformer.errors import CheckpointError, ModelConfigError
 from uniformer.flops import count_flops
 from uniformer.models.uniformer import GlobalBlock, LocalBlock, SplitGlobalBlock, UniFormer
 
@@ -100,9 +100,14 @@ def test_state_dict_round_trip_is_exact(layout, tmp_path):
             assert torch.equal(dst.eval()(x), want)
 
 
-def test_weights_of_another_layout_do_not_load():
-    with pytest.raises(RuntimeError):
-        _model("LLGG").load_state_dict(_model("GGGG").state_dict(), strict=True)
+def test_weights_of_another_layout_are_refused_with_the_layout_named():
+    from uniformer.models.checkpoint import load_checkpoint, uniformer_layout
+    from uniformer.models.uniformer import checkpoint_filter_fn
+
+    sd = _model("GGGG").state_dict()
+    assert uniformer_layout(sd) == "GGGG" and uniformer_layout(_model("GLLG").state_dict()) == "GLLG"
+    with pytest.raises(CheckpointError, match="stage layout is GGGG but the model's is LLGG.*layout='GGGG'"):
+        load_checkpoint(_model("LLGG"), sd, filter_fn=checkpoint_filter_fn)
 
 
 @pytest.mark.parametrize("bad", ["LLG", "LLGGG", "LLGX", "", "L L G", None, 4, ["L", "L", "G", "G"]])
@@ -284,3 +289,10 @@ def test_trained_layout_is_rebuilt_by_the_evaluator(tmp_path, capsys):
     assert evaluate_main(["--checkpoint", str(out / "best.pt"), "--data", str(data / "val.txt"),
                           "--root", str(data), "--json", "--workers", "0"]) == 0
     assert json.loads(capsys.readouterr().out)["num_videos"] == 2
+    # the same weights forced into the default layout: one sentence naming the layouts, no traceback
+    (tmp_path / "llgg.toml").write_text(
+        '[model]\nfamily = "uniformer"\nkwargs = { depth = [1, 1, 1, 1], embed_dim = [16, 32, 48, 64], head_dim = 16 }\n')
+    assert evaluate_main(["--model", str(tmp_path / "llgg.toml"), "--checkpoint", str(out / "best.pt"), "--data",
+                          str(data / "val.txt"), "--root", str(data), "--json", "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "stage layout is GGGG but the model's is LLGG" in err and "Traceback" not in err

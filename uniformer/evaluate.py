@@ -177,14 +177,14 @@ def _interleave(parts: Sequence[torch.Tensor]) -> torch.Tensor:
 
 # -------------------------------------------------------------------------------------------- CLI
 def _load_weights(model: nn.Module, path: str, use_ema: bool) -> None:
-    from uniformer.models.checkpoint import load_checkpoint, read_checkpoint, unwrap_state_dict
+    from uniformer.models.checkpoint import load_checkpoint, match_state_dict, read_checkpoint, unwrap_state_dict
 
     obj = read_checkpoint(path)
     if isinstance(obj, Mapping) and "format" in obj and obj.get("format", "").startswith("uniformer-lab/train"):
         if use_ema and obj.get("ema") is None:
             raise CheckpointError(f"{path} has no EMA weights; drop --ema.")
         sd = obj["ema"] if use_ema else obj["model"]
-        model.load_state_dict(sd)
+        model.load_state_dict(match_state_dict(model, sd))  # a misfit is one CheckpointError sentence
         return
     import importlib
 

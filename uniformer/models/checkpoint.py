@@ -428,6 +428,17 @@ def _uniformer_depths(keys: Any) -> list[int]:
     return [depths.get(s, 0) for s in range(1, 5)]
 
 
+def uniformer_layout(keys: Any) -> str:
+    """UniFormer stage layout read from state-dict keys: ``L`` (local block: ``conv1``), ``G``
+    (global block: ``attn.qkv``), ``?`` for a stage with neither (e.g. depth 0)."""
+    kinds: dict[int, str] = {}
+    for k in keys:
+        m = re.match(r"blocks(\d)\.\d+\.(conv1|attn\.qkv)\.weight$", k)
+        if m:
+            kinds.setdefault(int(m.group(1)), "L" if m.group(2) == "conv1" else "G")
+    return "".join(kinds.get(s, "?") for s in range(1, 5))
+
+
 def _timesformer_depth(keys: Any) -> int:
     idx = [int(m.group(1)) for k in keys if (m := re.match(r"blocks\.(\d+)\.", k))]
     return max(idx) + 1 if idx else 0
@@ -450,6 +461,9 @@ def _hint(model_sd: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], 
         if d_model != d_ckpt:
             size = {(3, 4, 8, 3): "UniFormer-S", (5, 8, 20, 7): "UniFormer-B"}.get(tuple(d_ckpt), "another size")
             return f"its stage depths are {d_ckpt} ({size}) but the model's are {d_model}"
+        l_model, l_ckpt = uniformer_layout(model_sd), uniformer_layout(sd)
+        if l_model != l_ckpt and "?" not in l_ckpt:
+            return f"its stage layout is {l_ckpt} but the model's is {l_model}, so build the model with layout={l_ckpt!r}"
     if model_family == "timesformer":
         d_model, d_ckpt = _timesformer_depth(model_sd), _timesformer_depth(sd)
         if d_model != d_ckpt:
