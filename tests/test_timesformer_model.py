@@ -313,3 +313,21 @@ def test_imagenet_vit_init_rejects_wrong_width():
     vit_sd = _tiny_vit(32, num_classes=5).state_dict()
     with pytest.raises(CheckpointError):
         load_imagenet_vit(TimeSformer(**{**TINY, "embed_dim": 48, "num_heads": 2}), vit_sd)
+
+
+def test_time_embed_std_for_training_from_scratch():
+    """A non-zero time embedding makes frame order visible from the first step (from-scratch runs)."""
+    torch.manual_seed(0)
+    m = TimeSformer(embed_dim=64, depth=2, num_heads=4, img_size=64, num_frames=8, num_classes=3,
+                    time_embed_std=0.02)
+    assert abs(m.time_embed.std().item() - 0.02) < 0.006
+    assert torch.count_nonzero(m.blocks[0].temporal_fc.weight) == 0  # the rest stays official
+    x = torch.randn(1, 3, 8, 64, 64)
+    m.eval()
+    m.blocks[0].temporal_fc.weight.data.normal_(std=0.02)  # let the temporal branch reach the output
+    with torch.no_grad():
+        assert (m(x) - m(x.flip(2))).abs().max() > 1e-4
+    torch.manual_seed(0)
+    zero = TimeSformer(embed_dim=64, depth=2, num_heads=4, img_size=64, num_frames=8, num_classes=3)
+    assert torch.count_nonzero(zero.time_embed) == 0
+    zero.load_state_dict(m.state_dict())  # same keys: checkpoints of either init load in both

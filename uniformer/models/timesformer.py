@@ -171,6 +171,7 @@ class TimeSformer(nn.Module):
         num_frames: int = 8,
         attention_type: AttentionType = "divided_space_time",
         norm_eps: float = 1e-6,
+        time_embed_std: float = 0.0,
         **kwargs: Any,
     ) -> None:
         super().__init__()
@@ -188,6 +189,7 @@ class TimeSformer(nn.Module):
         self.in_chans = in_chans
         self.num_frames = num_frames
         self.attention_type = attention_type
+        self.time_embed_std = time_embed_std
         self.grad_checkpointing = False
 
         self.patch_embed = PatchEmbed(img_size=img_size, patch_size=patch_size, in_chans=in_chans,
@@ -214,9 +216,16 @@ class TimeSformer(nn.Module):
     # ----------------------------------------------------------------------------------- init
     def init_weights(self) -> None:
         """Official init: trunc-normal(0.02) embeddings and Linears, zero ``time_embed`` and
-        zero ``temporal_fc`` in every block so a 2D ImageNet ViT starts as a pure spatial model."""
+        zero ``temporal_fc`` in every block so a 2D ImageNet ViT starts as a pure spatial model.
+
+        ``time_embed_std > 0`` draws ``time_embed`` like ``pos_embed`` instead: trained from
+        scratch, a zero time embedding leaves frame order invisible and the model sits at chance
+        for hundreds of steps (shared/notes/lab-scale-pilot.md). Checkpoints load unchanged.
+        """
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
+        if self.time_embed_std > 0 and self.attention_type != "space_only":
+            trunc_normal_(self.time_embed, std=self.time_embed_std)
         self.apply(_init_weights)
         if self.attention_type == "divided_space_time":
             for blk in self.blocks:

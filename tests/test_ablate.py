@@ -1,0 +1,80 @@
+"""The ablation runner's planning, statistics and report (training itself: see the slow test)."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from uniformer.ablate import (
+    CSV_COLUMNS,
+    AblationError,
+    RunResult,
+    plan_runs,
+    summarise,
+    t_quantile_975,
+    wilson_interval,
+    write_report,
+)
+
+
+def _row(layout: str, seed: int, top1: float, gflops: float = 1.0) -> RunResult:
+    return RunResult(layout, seed, gflops, 2.0, top1, min(1.0, top1 + 0.1), 1000, 30.0)
+
+
+def test_plan_is_seed_major_and_names_runs(tmp_path: Path) -> None:
+    specs = plan_runs(["LLGG", "GGGG", "TS"], [0, 1], tmp_path, Path("u.toml"), Path("t.toml"))
+    assert [s.name for s in specs] == ["LLGG_s0", "GGGG_s0", "TS_s0", "LLGG_s1", "GGGG_s1", "TS_s1"]
+    assert specs[2].config == Path("t.toml") and specs[0].config == Path("u.toml")
+    cmd = specs[1].train_command(["data.root=\"x\""])
+    assert 'model.kwargs.layout="GGGG"' in cmd and "run.resume=auto" in cmd and "run.seed=0" in cmd
+    assert not any("layout" in c for c in specs[2].train_command())  # TimeSformer has no stage layout
+
+
+@pytest.mark.parametrize("bad", ["LLG", "LLXG", "llgg", "LLGGG"])
+def test_plan_refuses_bad_layouts(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(AblationError, match="four letters"):
+        plan_runs([bad], [0], tmp_path, Path("u.toml"), Path("t.toml"))
+
+
+def test_t_quantiles_and_wilson() -> None:
+    assert t_quantile_975(1) == pytest.approx(12.706)
+    assert t_quantile_975(10) == pytest.approx(2.228)
+    assert t_quantile_975(1000) == pytest.approx(1.96)
+    with pytest.raises(ValueError):
+        t_quantile_975(0)
+    lo, hi = wilson_interval(800, 1000)
+    assert lo < 0.8 < hi and hi - lo == pytest.approx(2 * 1.96 * math.sqrt(0.8 * 0.2 / 1000), rel=0.02)
+    assert wilson_interval(0, 50)[0] == 0.0 and wilson_interval(50, 50)[1] == 1.0
+
+
+def test_summary_mean_and_t_interval() -> None:
+    rows = [_row("LLGG", 0, 0.80), _row("LLGG", 1, 0.84), _row("GGGG", 0, 0.70, gflops=3.0)]
+    by = {s.layout: s for s in summarise(rows)}
+    assert [s.layout for s in summarise(rows)] == ["LLGG", "GGGG"]  # paper order
+    llgg = by["LLGG"]
+    assert llgg.top1_mean == pytest.approx(0.82)
+    sd = math.sqrt(2 * 0.02**2)
+    assert llgg.top1_sd == pytest.approx(sd)
+    half = 12.706 * sd / math.sqrt(2)
+    assert llgg.top1_ci95 == pytest.approx((0.82 - half, min(1.0, 0.82 + half)))
+    assert by["GGGG"].top1_ci95 is None and by["GGGG"].n_seeds == 1  # one seed: no interval claimed
+
+
+def test_report_files(tmp_path: Path) -> None:
+    rows = [_row(l, s, 0.5 + 0.05 * i + 0.01 * s, gflops=0.5 + i)
+            for i, l in enumerate(["LLLL", "LLGG", "TS"]) for s in (0, 1)]
+    write_report(rows, tmp_path, {"cpu": "test"})
+    with (tmp_path / "ablation.csv").open() as f:
+        got = list(csv.DictReader(f))
+    assert tuple(got[0]) == CSV_COLUMNS and len(got) == 6
+    assert {r["layout"] for r in got} == {"LLLL", "LLGG", "TS"}
+    assert all(0.0 <= float(r["top1"]) <= 1.0 and int(r["n_eval"]) == 1000 for r in got)
+    doc = json.loads((tmp_path / "ablation.json").read_text())
+    assert len(doc["layouts"]) == 3 and doc["meta"]["cpu"] == "test"
+    assert all(len(r["top1_wilson95"]) == 2 for r in doc["runs"])
+    assert (tmp_path / "ablation.png").stat().st_size > 10_000
+    with pytest.raises(AblationError, match="No finished run"):
+        write_report([], tmp_path)

@@ -1,0 +1,408 @@
+"""The paper's stage-layout ablation at lab scale, reproducible with one resumable command.
+
+UniFormer's claim (paper Sec. 3-4, ablation tables): a cheap learned *local* affinity in the
+shallow stages and *global* self-attention in the deep ones (layout ``LLGG``) gives a better
+accuracy / GFLOPs balance than local or global everywhere. This module trains every layout with
+one recipe and one step budget, evaluates each run on the same held-out set, and writes::
+
+    docs/reproduction/ablation.csv    layout,seed,gflops,params_m,top1,top5,n_eval,train_minutes
+    docs/reproduction/ablation.json   the same rows plus per-layout means, 95 % CIs, CPU, commands
+    docs/reproduction/ablation.png    held-out top-1 (mean, 95 % CI over seeds) against GFLOPs
+
+Usage::
+
+    python -m uniformer.ablate --out runs/ablation            # data, all runs, evaluation, report
+    python -m uniformer.ablate --out runs/ablation --report-only
+
+Each run is ``python -m uniformer.train --config CFG run.out_dir=OUT/<layout>_s<seed>
+run.seed=<seed> run.resume=auto [model.kwargs.layout=...]`` in a child process whose output goes
+to ``OUT/<layout>_s<seed>/train.out``: a session that stops mid-run loses at most the current
+epoch, and the next ``python -m uniformer.ablate`` continues every unfinished run where it was.
+Runs go seed-major (every layout's seed 0 before any seed 1), so a partial ablation already
+compares all layouts. ``TS`` is the TimeSformer baseline (divided space-time attention).
+
+Uncertainty: per layout, the mean over seeds with a Student-t 95 % interval (seed-to-seed
+variation, the honest one for "is layout A better than B"), and per run a Wilson 95 % interval on
+its held-out clips (evaluation noise only).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from uniformer.errors import UniformerLabError
+
+__all__ = [
+    "LAYOUTS",
+    "RunSpec",
+    "RunResult",
+    "LayoutSummary",
+    "plan_runs",
+    "summarise",
+    "t_quantile_975",
+    "wilson_interval",
+    "write_report",
+    "main",
+]
+
+#: The layouts of the paper's ablation, cheapest-global first; ``TS`` is TimeSformer.
+LAYOUTS: tuple[str, ...] = ("LLLL", "LLLG", "LLGG", "LGGG", "GGGG", "TS")
+CSV_COLUMNS: tuple[str, ...] = ("layout", "seed", "gflops", "params_m", "top1", "top5", "n_eval", "train_minutes")
+REPO = Path(__file__).resolve().parent.parent
+
+
+class AblationError(UniformerLabError):
+    """A run, the data or the report could not be produced."""
+
+
+# Two-sided 95 % Student-t quantiles t_{0.975, dof} for dof 1..30 (beyond: normal 1.96).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+         2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(dof: int) -> float:
+    """Two-sided 95 % quantile of Student's t with ``dof`` degrees of freedom."""
+    if dof < 1:
+        raise ValueError("a t interval needs at least two samples (dof >= 1).")
+    return _T975[dof - 1] if dof <= len(_T975) else 1.96
+
+
+def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``correct / n`` (clips right out of ``n``)."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the ablation."""
+
+    layout: str
+    seed: int
+    config: Path
+    out_dir: Path
+
+    @property
+    def name(self) -> str:
+        return f"{self.layout}_s{self.seed}"
+
+    def train_command(self, data_overrides: Sequence[str] = ()) -> list[str]:
+        cmd = [sys.executable, "-m", "uniformer.train", "--config", str(self.config),
+               f"run.out_dir={json.dumps(str(self.out_dir))}", f"run.seed={self.seed}", "run.resume=auto",
+               "run.progress=false"]
+        if self.layout != "TS":
+            cmd.append(f'model.kwargs.layout="{self.layout}"')
+        return cmd + list(data_overrides)
+
+
+@dataclass
+class RunResult:
+    """One row of ``ablation.csv`` (top1/top5 as fractions)."""
+
+    layout: str
+    seed: int
+    gflops: float
+    params_m: float
+    top1: float
+    top5: float
+    n_eval: int
+    train_minutes: float
+
+    def wilson95(self) -> tuple[float, float]:
+        return wilson_interval(round(self.top1 * self.n_eval), self.n_eval)
+
+
+@dataclass
+class LayoutSummary:
+    """Mean over seeds of one layout, with a Student-t 95 % interval when there are >= 2 seeds."""
+
+    layout: str
+    n_seeds: int
+    gflops: float
+    params_m: float
+    top1_mean: float
+    top1_ci95: tuple[float, float] | None
+    top1_sd: float | None
+    top5_mean: float
+    train_minutes_mean: float
+
+
+def plan_runs(layouts: Sequence[str], seeds: Sequence[int], out: Path,
+              uniformer_config: Path, timesformer_config: Path) -> list[RunSpec]:
+    """Seed-major order: every layout once before any layout twice."""
+    bad = [l for l in layouts if l != "TS" and (len(l) != 4 or set(l) - {"L", "G"})]
+    if bad:
+        raise AblationError(f"Layout {bad[0]!r} is not four letters of L/G (or TS).")
+    return [RunSpec(l, s, timesformer_config if l == "TS" else uniformer_config, out / f"{l}_s{s}")
+            for s in seeds for l in layouts]
+
+
+def summarise(rows: Sequence[RunResult]) -> list[LayoutSummary]:
+    """Per-layout mean over seeds, in ``LAYOUTS`` order (others after, sorted)."""
+    by_layout: dict[str, list[RunResult]] = {}
+    for r in rows:
+        by_layout.setdefault(r.layout, []).append(r)
+    order = [l for l in LAYOUTS if l in by_layout] + sorted(set(by_layout) - set(LAYOUTS))
+    out = []
+    for layout in order:
+        rs = by_layout[layout]
+        k = len(rs)
+        accs = [r.top1 for r in rs]
+        mean = sum(accs) / k
+        sd = ci = None
+        if k >= 2:
+            sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / (k - 1))
+            half = t_quantile_975(k - 1) * sd / math.sqrt(k)
+            ci = (max(0.0, mean - half), min(1.0, mean + half))
+        out.append(LayoutSummary(
+            layout=layout, n_seeds=k, gflops=sum(r.gflops for r in rs) / k,
+            params_m=sum(r.params_m for r in rs) / k, top1_mean=mean, top1_ci95=ci, top1_sd=sd,
+            top5_mean=sum(r.top5 for r in rs) / k, train_minutes_mean=sum(r.train_minutes for r in rs) / k,
+        ))
+    return out
+
+
+def read_csv(path: Path) -> list[RunResult]:
+    with path.open(newline="") as f:
+        return [RunResult(layout=r["layout"], seed=int(r["seed"]), gflops=float(r["gflops"]),
+                          params_m=float(r["params_m"]), top1=float(r["top1"]), top5=float(r["top5"]),
+                          n_eval=int(r["n_eval"]), train_minutes=float(r["train_minutes"]))
+                for r in csv.DictReader(f)]
+
+
+def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
+    for s in summary:
+        colour = "tab:orange" if s.layout == "TS" else ("tab:blue" if s.layout == "LLGG" else "tab:gray")
+        seeds = [r for r in rows if r.layout == s.layout]
+        ax.scatter([r.gflops for r in seeds], [100 * r.top1 for r in seeds], s=14, color=colour, alpha=0.45)
+        if s.top1_ci95 is not None:
+            lo, hi = s.top1_ci95
+            yerr = [[100 * (s.top1_mean - lo)], [100 * (hi - s.top1_mean)]]
+        else:
+            yerr = None
+        ax.errorbar([s.gflops], [100 * s.top1_mean], yerr=yerr, fmt="o", ms=7, capsize=4, color=colour)
+        ax.annotate(s.layout, (s.gflops, 100 * s.top1_mean), textcoords="offset points", xytext=(7, 4))
+    ax.set_xscale("log")
+    ax.set_xlabel("GFLOPs per clip (multiply-adds, counted here)")
+    ax.set_ylabel("held-out top-1 (%)")
+    ax.set_title("Stage-layout ablation, trained here: mean over seeds, 95 % t-interval", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def cpu_name() -> str:
+    """The CPU's model name (figures on this project's machines differ by CPU)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def write_report(rows: Sequence[RunResult], report_dir: Path, meta: dict[str, Any] | None = None) -> list[LayoutSummary]:
+    """``ablation.csv``, ``ablation.json`` and ``ablation.png`` in ``report_dir``."""
+    if not rows:
+        raise AblationError("No finished run to report yet; run python -m uniformer.ablate first.")
+    report_dir.mkdir(parents=True, exist_ok=True)
+    rows = sorted(rows, key=lambda r: (LAYOUTS.index(r.layout) if r.layout in LAYOUTS else 99, r.layout, r.seed))
+    with (report_dir / "ablation.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_COLUMNS)
+        for r in rows:
+            w.writerow([r.layout, r.seed, f"{r.gflops:.4f}", f"{r.params_m:.4f}", f"{r.top1:.4f}", f"{r.top5:.4f}",
+                        r.n_eval, f"{r.train_minutes:.1f}"])
+    summary = summarise(rows)
+    doc = {
+        "runs": [asdict(r) | {"top1_wilson95": list(r.wilson95())} for r in rows],
+        "layouts": [asdict(s) for s in summary],
+        "meta": meta or {},
+    }
+    (report_dir / "ablation.json").write_text(json.dumps(doc, indent=2) + "\n")
+    _plot(summary, rows, report_dir / "ablation.png")
+    return summary
+
+
+# ------------------------------------------------------------------------------------------ runs
+def _run_logged(cmd: Sequence[str], log: Path) -> None:
+    """Run ``cmd`` with its output appended to ``log``; one sentence if it fails."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as f:
+        f.write(f"\n# {time.strftime('%Y-%m-%d %H:%M:%S')} $ {' '.join(cmd)}\n")
+        f.flush()
+        rc = subprocess.call(list(cmd), stdout=f, stderr=subprocess.STDOUT, cwd=REPO)
+    if rc != 0:
+        raise AblationError(f"{' '.join(cmd[1:4])} failed (exit {rc}); its output is in {log}.")
+
+
+def _train_minutes(run_dir: Path) -> float:
+    """Sum of the epochs' training time in ``log.csv`` (validation and killed partial epochs excluded)."""
+    path = run_dir / "log.csv"
+    if not path.is_file():
+        return float("nan")
+    with path.open(newline="") as f:
+        seen: dict[str, float] = {}
+        for row in csv.DictReader(f):
+            if row.get("epoch_time_s"):
+                seen[row["epoch"]] = float(row["epoch_time_s"])  # a resumed epoch counts once
+    return sum(seen.values()) / 60.0
+
+
+def _cost(run_dir: Path) -> tuple[float, float]:
+    """GFLOPs per clip and parameters (M) of the run's model at its training input."""
+    import torch
+
+    from uniformer.flops import count_flops
+    from uniformer.train import build_model, load_config
+
+    cfg = load_config(run_dir / "config.toml")
+    num_classes = cfg.model.num_classes or 10  # the head is a negligible share of the cost
+    weights = run_dir / "model.safetensors"
+    if weights.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(weights), "pt") as f:
+            if "head.weight" in f.keys():
+                num_classes = f.get_slice("head.weight").get_shape()[0]
+    with torch.device("meta"):
+        model = build_model(cfg.model, num_classes)
+    report = count_flops(model, (1, 3, cfg.data.num_frames, cfg.data.size, cfg.data.size))
+    return report.gflops, report.params / 1e6
+
+
+def run_one(spec: RunSpec, heldout: Path, data_overrides: Sequence[str]) -> RunResult:
+    """Train (or resume) one run, evaluate it on the held-out set, return its row."""
+    done = spec.out_dir / "heldout.json"
+    if not (spec.out_dir / "model.safetensors").is_file():
+        print(f"[ablate] training {spec.name} -> {spec.out_dir}/train.out", flush=True)
+        _run_logged(spec.train_command(data_overrides), spec.out_dir / "train.out")
+    if not (spec.out_dir / "model.safetensors").is_file():
+        raise AblationError(f"{spec.name} finished without writing model.safetensors; see {spec.out_dir}/train.out.")
+    if not done.is_file():
+        print(f"[ablate] evaluating {spec.name} on {heldout}", flush=True)
+        tmp = spec.out_dir / "heldout.out"
+        cmd = [sys.executable, "-m", "uniformer.evaluate", "--checkpoint", str(spec.out_dir / "model.safetensors"),
+               "--data", str(heldout / "val.txt"), "--root", str(heldout), "--json"]
+        with tmp.open("w") as f:
+            rc = subprocess.call(cmd, stdout=f, stderr=subprocess.DEVNULL, cwd=REPO)
+        if rc != 0:
+            raise AblationError(f"Evaluating {spec.name} failed (exit {rc}); run: {' '.join(cmd)}")
+        result = json.loads(tmp.read_text())
+        done.write_text(json.dumps({"top1": result["top1"], "top5": result["top5"],
+                                    "n_eval": result["num_videos"], "heldout": str(heldout)}, indent=2))
+    res = json.loads(done.read_text())
+    gflops, params_m = _cost(spec.out_dir)
+    return RunResult(layout=spec.layout, seed=spec.seed, gflops=gflops, params_m=params_m, top1=res["top1"],
+                     top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=_train_minutes(spec.out_dir))
+
+
+def _ensure_data(path: Path, train: int, val: int, seed: int) -> None:
+    if (path / "val.txt").is_file() and (train == 0 or (path / "train.txt").is_file()):
+        return
+    cmd = [sys.executable, "-m", "uniformer.data.synthetic", "--preset", "lab", "--out", str(path),
+           "--train", str(train), "--val", str(val), "--seed", str(seed)]
+    print(f"[ablate] generating {path}: {' '.join(cmd[1:])}", flush=True)
+    _run_logged(cmd, path.parent / f"{path.name}.generate.out")
+
+
+def collect(specs: Sequence[RunSpec]) -> list[RunResult]:
+    """Rows of every run that has a held-out result (for ``--report-only``)."""
+    rows = []
+    for spec in specs:
+        if (spec.out_dir / "heldout.json").is_file():
+            res = json.loads((spec.out_dir / "heldout.json").read_text())
+            gflops, params_m = _cost(spec.out_dir)
+            rows.append(RunResult(spec.layout, spec.seed, gflops, params_m, res["top1"], res["top5"],
+                                  int(res["n_eval"]), _train_minutes(spec.out_dir)))
+    return rows
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m uniformer.ablate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default="runs/ablation", help="folder of the runs (resumable)")
+    p.add_argument("--layouts", default=",".join(LAYOUTS), help="comma-separated, e.g. LLLL,LLGG,TS")
+    p.add_argument("--seeds", default="0,1", help="comma-separated seeds")
+    p.add_argument("--uniformer-config", default="configs/lab_uniformer.toml")
+    p.add_argument("--timesformer-config", default="configs/lab_timesformer.toml")
+    p.add_argument("--data", default="data/lab", help="training data (generated when missing)")
+    p.add_argument("--heldout", default="data/lab_heldout", help="held-out set (generated when missing)")
+    p.add_argument("--train-clips", type=int, default=12000)
+    p.add_argument("--val-clips", type=int, default=600)
+    p.add_argument("--heldout-clips", type=int, default=1200)
+    p.add_argument("--data-seed", type=int, default=0)
+    p.add_argument("--heldout-seed", type=int, default=1)
+    p.add_argument("--report", default="docs/reproduction", help="where ablation.csv/.json/.png go")
+    p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+    p.add_argument("--extra", nargs="*", default=[], help="extra section.key=value overrides for every run")
+    return p.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    a = _parse_args(argv)
+    try:
+        seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
+        specs = plan_runs([l.strip() for l in a.layouts.split(",") if l.strip()], seeds, Path(a.out),
+                          Path(a.uniformer_config), Path(a.timesformer_config))
+        data, heldout = Path(a.data), Path(a.heldout)
+        overrides = [f"data.root={json.dumps(str(data))}", f"data.train_list={json.dumps(str(data / 'train.txt'))}",
+                     f"data.val_list={json.dumps(str(data / 'val.txt'))}",
+                     f"data.classes={json.dumps(str(data / 'classes.txt'))}", *a.extra]
+        rows: list[RunResult] = []
+        if a.report_only:
+            rows = collect(specs)
+        else:
+            _ensure_data(data, a.train_clips, a.val_clips, a.data_seed)
+            _ensure_data(heldout, 0, a.heldout_clips, a.heldout_seed)
+            for spec in specs:
+                rows.append(run_one(spec, heldout, overrides))
+                write_report(rows, Path(a.report), _meta(a))  # after every run: a partial report survives a stop
+        summary = write_report(rows, Path(a.report), _meta(a))
+    except (UniformerLabError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for s in summary:
+        ci = "n/a (1 seed)" if s.top1_ci95 is None else f"[{100 * s.top1_ci95[0]:.1f}, {100 * s.top1_ci95[1]:.1f}]"
+        print(f"{s.layout:5s} {s.gflops:8.3f} GFLOPs  top-1 {100 * s.top1_mean:5.1f} %  95% CI {ci}  seeds {s.n_seeds}")
+    return 0
+
+
+def _meta(a: argparse.Namespace) -> dict[str, Any]:
+    return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": _torch_threads(),
+            "command": "python -m uniformer.ablate " + " ".join(sys.argv[1:]),
+            "written": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def _torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
