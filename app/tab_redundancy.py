@@ -16,6 +16,7 @@ from app.common import friendly
 from app.state import FALLBACK_MODELS, AppState, LoadedModel
 from app.tab_attention import get_record
 from uniformer.errors import UniformerLabError
+from uniformer.models.family import TIMESFORMER, UNIFORMER, get_family
 
 TABLE_HEADERS = ["model", "layer", "kind", "grid", "rel. depth", "locality", "uniform", "dist space (patches)",
                  "dist time (frames)", "entropy"]
@@ -61,7 +62,7 @@ def reading(per_model: Sequence[tuple[LoadedModel, Sequence[Any]]]) -> str:
         deep_loc, deep_chance = _mean([r.locality for r in deep]), _mean([r.chance_locality for r in deep])
         ratio = loc / chance if chance > 0 else float("nan")
         kinds = sorted({r.kind for r in shallow})
-        if lm.family == "uniformer" and kinds == ["local_affinity"]:
+        if get_family(lm.family).has_local_blocks and kinds == ["local_affinity"]:
             lines.append(
                 f"- **{lm.label}**: its shallow layers are local by construction (a learned 5×5×5 affinity); "
                 f"{loc:.0%} of the kernel weight sits in the central 3×3×3 (an even spread would give {chance:.0%}). "
@@ -103,8 +104,8 @@ def redundancy(
     progress = progress or _no_progress
     path = state.check_path(video, what="video")
     start = time.perf_counter()
-    chosen = [(uniformer_model or default_for_family(state, "uniformer")),
-              (timesformer_model or default_for_family(state, "timesformer"))]
+    chosen = [(uniformer_model or default_for_family(state, UNIFORMER.name)),
+              (timesformer_model or default_for_family(state, TIMESFORMER.name))]
     if str(chosen[0]).lower() == "none":
         chosen[0] = None
     if str(chosen[1]).lower() == "none":

@@ -518,17 +518,19 @@ class WeightsChoice:
         return f"{self.source} weights: {self.path.name if self.path else '?'}"
 
 
-def resolve_weights(name: str, *, allow_download: bool = False, fetch: bool = False,
+def resolve_weights(name: str, *, allow_download: bool | None = False, fetch: bool = False,
                     required: bool = False) -> WeightsChoice:
     """The one weight policy: the bundled file, else the local Hugging Face cache, else a download
-    (only with ``allow_download``; done now with ``fetch``, else left for later as source
-    ``download``), else random weights (``choice.random``).
+    (only with ``allow_download``, ``None`` meaning "unless HF_HUB_OFFLINE"; done now with
+    ``fetch``, else left for later as source ``download``), else random weights (``choice.random``).
 
     Never touches the network unless ``allow_download and fetch``. ``required=True`` raises
     :func:`fetch_weights`'s one-sentence :class:`WeightsUnavailableError` instead of choosing
     random weights (evaluation, where random weights make no sense).
     """
     entry = get_entry(name)
+    if allow_download is None:
+        allow_download = not _hf_offline()
     if entry.file:
         path = entry.local_path
         if path is not None and path.is_file():

@@ -75,6 +75,9 @@ def get_family(obj: str | ModelFamily | nn.Module | type | Any) -> ModelFamily:
         return family
     if isinstance(obj, type) or isinstance(obj, nn.Module):
         family = _of_class(obj if isinstance(obj, type) else type(obj))
+        inner = getattr(obj, "_orig_mod", None) or getattr(obj, "zoo_entry", None)  # torch.compile / zoo model
+        if family is None and inner is not None and not isinstance(obj, type):
+            return get_family(inner)
         if family is None:
             name = obj.__name__ if isinstance(obj, type) else type(obj).__name__
             titles = " and ".join(f.title for f in FAMILIES.values())
