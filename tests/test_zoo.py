@@ -306,6 +306,29 @@ def test_fetch_weights_finds_the_file_in_the_hf_cache(tmp_path, monkeypatch):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
 
 
+def test_one_weight_policy_bundled_cache_download_random(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    name = "uniformer_small_k400_16x8"
+    bundled = zoo.resolve_weights("uniformer_tiny_synthetic_8x2")
+    assert bundled.source == "bundled" and bundled.path == zoo.get_entry("uniformer_tiny_synthetic_8x2").local_path
+    # nothing cached: random unless downloads are allowed; deciding never touches the network
+    assert zoo.resolve_weights(name).random and "meaningless" in zoo.resolve_weights(name).describe()
+    assert zoo.resolve_weights(name, allow_download=True) == zoo.WeightsChoice(None, "download")
+    with pytest.raises(WeightsUnavailableError) as info:  # evaluation: one sentence, not random weights
+        zoo.resolve_weights(name, allow_download=False, fetch=True, required=True)
+    assert one_sentence(str(info.value)) and "HF_HUB_OFFLINE" in str(info.value)
+    with pytest.raises(WeightsUnavailableError, match="download failed"):  # allowed, but sockets are blocked here
+        zoo.resolve_weights(name, allow_download=True, fetch=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert zoo.resolve_weights(name, allow_download=None).random  # None: HF_HUB_OFFLINE decides
+    placed = fake_hf_cache(tmp_path / "hub", "Sense-X/uniformer_video", f"{name}.pth", b"weights")
+    cached = zoo.resolve_weights(name, allow_download=True, fetch=True, required=True)
+    assert cached.source == "hub cache" and cached.path.resolve() == placed.resolve()
+
+
 def test_hub_copy_of_timesformer_with_hf_key_names(tmp_path, monkeypatch, fixtures_dir):
     golden = torch.load(fixtures_dir / "timesformer_golden_small.pt", weights_only=True)
     keymap = dict(json.loads((fixtures_dir / "timesformer_keys_base_divst_8x224_k400.json").read_text())
