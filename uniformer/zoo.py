@@ -3,10 +3,11 @@ with its weights.
 
 Why one table: a checkpoint is only usable together with its architecture, its class list *in
 the head's order*, its test-time protocol (frames, stride, clips, crops, normalisation, channel
-order) and where to get it. Keeping those facts in one :class:`ZooEntry` per checkpoint, and
-deriving timm's pretrained configs from it, means the predictor, the app and the reports can
-never disagree. Published accuracy / GFLOPs are read from ``assets/published_results.csv`` at
-import, never retyped here.
+order) and where to get it. Keeping those facts in one :class:`ZooEntry` per checkpoint means
+the predictor, the app and the reports can never disagree. Architectures come from the model
+files (``ARCHS``), and the timm pretrained cfgs registered there name the same weight sources
+(``tests/test_zoo.py`` checks every entry against them). Published accuracy / GFLOPs are read
+from ``assets/published_results.csv`` at import, never retyped here.
 
 Entry points:
 

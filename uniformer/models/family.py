@@ -16,7 +16,8 @@ from typing import Any
 from torch import nn
 
 from uniformer.errors import UnknownModelError
-from uniformer.models import timesformer, uniformer
+import uniformer.models.timesformer as _timesformer
+import uniformer.models.uniformer as _uniformer
 
 __all__ = ["FAMILIES", "TIMESFORMER", "UNIFORMER", "ModelFamily", "family_names", "get_family"]
 
@@ -42,13 +43,13 @@ class ModelFamily:
 
 
 UNIFORMER = ModelFamily(
-    name="uniformer", title="UniFormer", model_cls=uniformer.UniFormer,
-    checkpoint_filter_fn=uniformer.checkpoint_filter_fn, first_conv=uniformer.FIRST_CONV,
+    name="uniformer", title="UniFormer", model_cls=_uniformer.UniFormer,
+    checkpoint_filter_fn=_uniformer.checkpoint_filter_fn, first_conv=_uniformer.FIRST_CONV,
     has_local_blocks=True, has_cls_token=False, attribution="cam", flops_include_norms=True,
 )
 TIMESFORMER = ModelFamily(
-    name="timesformer", title="TimeSformer", model_cls=timesformer.TimeSformer,
-    checkpoint_filter_fn=timesformer.checkpoint_filter_fn, first_conv=timesformer.FIRST_CONV,
+    name="timesformer", title="TimeSformer", model_cls=_timesformer.TimeSformer,
+    checkpoint_filter_fn=_timesformer.checkpoint_filter_fn, first_conv=_timesformer.FIRST_CONV,
     has_local_blocks=False, has_cls_token=True, attribution="rollout", flops_include_norms=False,
 )
 FAMILIES: dict[str, ModelFamily] = {f.name: f for f in (UNIFORMER, TIMESFORMER)}
