@@ -15,9 +15,9 @@ from typing import Any
 
 from torch import nn
 
-from uniformer.errors import UnknownModelError
 import uniformer.models.timesformer as _timesformer
 import uniformer.models.uniformer as _uniformer
+from uniformer.errors import UnknownModelError
 
 __all__ = ["FAMILIES", "TIMESFORMER", "UNIFORMER", "ModelFamily", "family_names", "get_family"]
 
@@ -74,7 +74,7 @@ def get_family(obj: str | ModelFamily | nn.Module | type | Any) -> ModelFamily:
         if family is None:
             raise UnknownModelError(f"Unknown model family '{obj}'; choose one of {', '.join(FAMILIES)}.")
         return family
-    if isinstance(obj, type) or isinstance(obj, nn.Module):
+    if isinstance(obj, (type, nn.Module)):
         family = _of_class(obj if isinstance(obj, type) else type(obj))
         inner = getattr(obj, "_orig_mod", None) or getattr(obj, "zoo_entry", None)  # torch.compile / zoo model
         if family is None and inner is not None and not isinstance(obj, type):
