@@ -29,7 +29,8 @@ from typing import Literal, Sequence
 import torch
 from torch import Tensor, nn
 
-from uniformer.errors import UniformerLabError
+from uniformer.errors import UniformerLabError, UnknownModelError
+from uniformer.models.family import TIMESFORMER, UNIFORMER, get_family
 from uniformer.models.layers import attention_capture
 
 Kind = Literal["local_affinity", "joint", "spatial", "temporal"]
@@ -75,17 +76,13 @@ class AttentionRecord:
 
 
 def model_family(model: nn.Module) -> str:
-    """``'uniformer'`` or ``'timesformer'``; anything else is not supported by the analysis."""
-    from uniformer.models.timesformer import TimeSformer
-    from uniformer.models.uniformer import UniFormer
-
-    if isinstance(model, UniFormer):
-        return "uniformer"
-    if isinstance(model, TimeSformer):
-        return "timesformer"
-    raise AnalysisError(
-        f"Attention analysis supports UniFormer and TimeSformer models, not {type(model).__name__}."
-    )
+    """The family name (``uniformer.models.FAMILIES``); other models are not supported here."""
+    try:
+        return get_family(model).name
+    except UnknownModelError:
+        raise AnalysisError(
+            f"Attention analysis supports UniFormer and TimeSformer models, not {type(model).__name__}."
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -98,8 +95,9 @@ class _Slot:
     block: int
     index: int
     module: nn.Module  # the Attention that computes it, or the depthwise Conv3d (kernel)
-    grid_module: nn.Module  # whose input fixes the token grid (UniFormer: the block)
+    grid_module: nn.Module  # whose input (UniFormer: the block) or output (TimeSformer: the patch embed) fixes the grid
     has_cls: bool = False
+    grid_from_output: bool = False
 
 
 def _uniformer_slots(model: nn.Module) -> list[_Slot]:
@@ -127,16 +125,22 @@ def _timesformer_slots(model: nn.Module) -> list[_Slot]:
     embed = model.patch_embed
     for i, blk in enumerate(model.blocks):
         if model.attention_type == "divided_space_time":
-            slots.append(_Slot(f"temporal_attn_block{i}", "temporal", 0, i, i, blk.temporal_attn, embed))
+            slots.append(_Slot(f"temporal_attn_block{i}", "temporal", 0, i, i, blk.temporal_attn, embed,
+                               grid_from_output=True))
         if model.attention_type == "joint_space_time":
-            slots.append(_Slot(f"joint_attn_block{i}", "joint", 0, i, i, blk.attn, embed, has_cls=True))
+            slots.append(_Slot(f"joint_attn_block{i}", "joint", 0, i, i, blk.attn, embed, has_cls=True,
+                               grid_from_output=True))
         else:
-            slots.append(_Slot(f"spatial_attn_block{i}", "spatial", 0, i, i, blk.attn, embed, has_cls=True))
+            slots.append(_Slot(f"spatial_attn_block{i}", "spatial", 0, i, i, blk.attn, embed, has_cls=True,
+                               grid_from_output=True))
     return slots
 
 
+_SLOTS = {UNIFORMER.name: _uniformer_slots, TIMESFORMER.name: _timesformer_slots}
+
+
 def _slots(model: nn.Module) -> list[_Slot]:
-    return _uniformer_slots(model) if model_family(model) == "uniformer" else _timesformer_slots(model)
+    return _SLOTS[model_family(model)](model)
 
 
 def map_names(model: nn.Module) -> list[str]:
@@ -173,11 +177,11 @@ def extract(model: nn.Module, x: Tensor, layers: Sequence[str] | None = None) ->
 
     B = x.shape[0]
     with ExitStack() as stack, torch.no_grad():
-        for module in {id(slot.grid_module): slot.grid_module for slot in slots}.values():
-            if family == "uniformer":
-                handle = module.register_forward_pre_hook(block_grid)
+        for slot in {id(slot.grid_module): slot for slot in slots}.values():
+            if slot.grid_from_output:
+                handle = slot.grid_module.register_forward_hook(patch_grid)
             else:
-                handle = module.register_forward_hook(patch_grid)
+                handle = slot.grid_module.register_forward_pre_hook(block_grid)
             stack.callback(handle.remove)
         modules = stack.enter_context(attention_capture(model))
         wanted = {id(slot.module) for slot in slots}

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from analysis.attention import AnalysisError, AttentionRecord, model_family
+from uniformer.models.family import get_family
 
 
 def _targets(logits: Tensor, target: int | Sequence[int] | Tensor | None) -> Tensor:
@@ -59,7 +60,8 @@ class ClassMap:
 
 
 def _require_uniformer(model: nn.Module, what: str) -> None:
-    if model_family(model) != "uniformer":
+    model_family(model)  # an unsupported model: one AnalysisError sentence
+    if get_family(model).attribution != "cam":
         raise AnalysisError(f"{what} is defined on UniFormer's last stage; use attention rollout for TimeSformer.")
 
 
@@ -111,7 +113,7 @@ def attention_rollout(
 ) -> Rollout:
     """Roll attention out through all divided blocks, from the cls token or patch ``start=(t, h, w)``."""
     blocks = sorted({info.block for info in record.layers.values() if info.kind == "temporal"})
-    if record.model != "timesformer" or not blocks:
+    if get_family(record).attribution != "rollout" or not blocks:
         raise AnalysisError("Attention rollout needs a TimeSformer with divided space-time attention.")
     T, Hp, Wp = record.layers[f"spatial_attn_block{blocks[0]}"].grid
     N = Hp * Wp

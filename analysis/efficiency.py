@@ -20,8 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from analysis.attention import AnalysisError
+from uniformer.assets import PUBLISHED_CSV
 
-PUBLISHED_CSV = Path(__file__).resolve().parents[1] / "assets" / "published_results.csv"
 Per = Literal["view", "total"]
 _PALETTE = {
     "UniFormer": "#d62728", "TimeSformer": "#1f77b4", "Video Swin": "#2ca02c", "MViT": "#9467bd",

@@ -37,6 +37,7 @@ from uniformer.data.sampling import TestProtocol
 from uniformer.data.transforms import preprocess_clip
 from uniformer.data.video import VideoInfo, read_clips
 from uniformer.errors import UniformerLabError
+from uniformer.models.family import get_family
 
 
 def _parse_triple(text: str) -> tuple[int, int, int]:
@@ -197,12 +198,14 @@ def run_report(args: argparse.Namespace) -> Path:
     else:
         notes.append("No anchor-attention figure: every layer of this model is a local affinity kernel.")
     shown = views.even_frames(len(clip.frames), args.max_frames)
-    if record.model == "uniformer":
+    family = get_family(record)
+    if family.has_local_blocks:
         for stage in sorted({i.stage for i in record.layers.values() if i.kind == "local_affinity"}):
             name = f"local_affinity_stage{stage}_block0"
             title = f"{name}: learned 5×5×5 affinity (per channel)"
             both(f"local_affinity_stage{stage}", views.kernels_mpl(record.maps[name], title=title),
                  views.kernels_plotly(record.maps[name], title=title))
+    if family.attribution == "cam":
         cam = attr.class_activation_map(model, x)
         gcam = attr.grad_cam(model, x, target=cam.target)
         cls = labels[int(cam.target[0])]
@@ -210,7 +213,7 @@ def run_report(args: argparse.Namespace) -> Path:
                            title=f"Class activation for '{cls}' (last stage-4 block)",
                            frame_ids=shown, value_label="activation")
         both("cam", views.overlay_mpl(ov), views.overlay_plotly(ov))
-    elif any(i.kind == "temporal" for i in record.layers.values()):
+    elif family.attribution == "rollout" and any(i.kind == "temporal" for i in record.layers.values()):
         ro = attr.attention_rollout(record)
         ov = views.Overlay(frames=clip.frames, rows={"rollout (cls)": ro.patches.numpy()},
                            title=f"Attention rollout from the class token (cls keeps {ro.cls:.1%})",

@@ -17,7 +17,10 @@ import gradio as gr
 
 from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
 from app.common import CSS, ClampedSlider
-from app.state import ASSETS_DIR, CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
+from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
+from uniformer.assets import ASSETS_DIR
+from uniformer.models.family import TIMESFORMER, UNIFORMER
+from uniformer.zoo import get_entry
 
 HEAVY = "model"  # concurrency id shared by every event that runs a model
 
@@ -175,11 +178,11 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                             "video: are shallow layers' global comparisons redundant (mostly local)? (the paper's "
                             "Figure 1 claim)")
                 with gr.Row():
-                    red_uni = gr.Dropdown(choices=[c for c in choices if "uniformer" in c[1]],
-                                          value=tab_redundancy.default_for_family(state, "uniformer"),
+                    red_uni = gr.Dropdown(choices=[c for c in choices if get_entry(c[1]).family == UNIFORMER.name],
+                                          value=tab_redundancy.default_for_family(state, UNIFORMER.name),
                                           label="UniFormer model")
-                    red_ts = gr.Dropdown(choices=[c for c in choices if "timesformer" in c[1]],
-                                         value=tab_redundancy.default_for_family(state, "timesformer"),
+                    red_ts = gr.Dropdown(choices=[c for c in choices if get_entry(c[1]).family == TIMESFORMER.name],
+                                         value=tab_redundancy.default_for_family(state, TIMESFORMER.name),
                                          label="TimeSformer model")
                     red_btn = gr.Button("Measure", variant="primary", elem_id="redundancy-btn")
                 red_md = gr.Markdown(elem_id="redundancy-reading")

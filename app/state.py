@@ -37,14 +37,15 @@ from typing import Any, Callable, Generic, Hashable, Iterable, TypeVar
 import numpy as np
 import torch
 
+from uniformer.assets import ASSETS_DIR, CLIPS_DIR
 from uniformer.data.sampling import TestProtocol
 from uniformer.errors import CheckpointError, UniformerLabError, VideoError
+from uniformer.zoo import WeightsChoice
 
 log = logging.getLogger("uniformer_lab.app")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-ASSETS_DIR = REPO_ROOT / "assets"
-CLIPS_DIR = ASSETS_DIR / "clips"
+# ASSETS_DIR / CLIPS_DIR: uniformer/assets.py (honours UNIFORMER_LAB_ASSETS, like the zoo)
 
 # Used when no bundled ("local") model exists yet: full-size architectures with random weights.
 FALLBACK_MODELS = ("uniformer_small_k400_16x8", "timesformer_base_k400_8x32")
@@ -172,23 +173,7 @@ def _free_memory(*_: Any) -> None:
 
 
 # ================================================================================= models
-@dataclass(frozen=True)
-class WeightsChoice:
-    """Where a model's weights come from, decided without touching the network."""
-
-    path: Path | None
-    source: str          # "bundled", "hub cache", "download", "uploaded", "random"
-
-    @property
-    def random(self) -> bool:
-        return self.path is None and self.source == "random"
-
-    def describe(self) -> str:
-        if self.random:
-            return "random initialisation (no weights on disk): predictions are meaningless"
-        if self.source == "download":
-            return "published weights (downloaded on first use)"
-        return f"{self.source} weights: {self.path.name if self.path else '?'}"
+# WeightsChoice (where a model's weights come from) is the zoo's: uniformer.zoo.resolve_weights.
 
 
 @dataclass
@@ -289,23 +274,12 @@ class AppState:
         return local or list(FALLBACK_MODELS)
 
     def resolve_weights(self, name: str, *, allow_download: bool | None = None) -> WeightsChoice:
-        """Bundled file, else the local Hugging Face cache, else (only when allowed) a download
-        on first use, else random initialisation. Never touches the network by itself."""
-        from uniformer.zoo import fetch_weights, get_entry
+        """The zoo's policy (bundled file, local Hugging Face cache, a download on first use only
+        when allowed, else random weights); never touches the network by itself."""
+        from uniformer.zoo import resolve_weights
 
-        entry = get_entry(name)
-        if entry.file:
-            path = entry.local_path
-            return WeightsChoice(path, "bundled") if path is not None and path.is_file() else WeightsChoice(None, "random")
-        if entry.hf_hub_id and entry.hf_hub_filename:
-            try:
-                return WeightsChoice(fetch_weights(name, local_files_only=True), "hub cache")
-            except UniformerLabError:
-                pass
-            allow = self.config.allow_downloads if allow_download is None else allow_download
-            if allow:
-                return WeightsChoice(None, "download")
-        return WeightsChoice(None, "random")
+        allow = self.config.allow_downloads if allow_download is None else allow_download
+        return resolve_weights(name, allow_download=allow)
 
     def model_choices(self) -> list[tuple[str, str]]:
         """(label, name) for every zoo model: defaults first, then models with weights on disk,
@@ -333,7 +307,7 @@ class AppState:
     def get_model(self, name: str, checkpoint: str | os.PathLike | None = None) -> tuple[LoadedModel, bool]:
         """The loaded model (built on first use); ``checkpoint`` is an uploaded weights file,
         read with the safe loader. Returns ``(model, was_cached)``."""
-        from uniformer.zoo import fetch_weights, get_entry
+        from uniformer.zoo import get_entry, resolve_weights
 
         get_entry(name)
         if checkpoint is not None:
@@ -349,7 +323,7 @@ class AppState:
 
             w = weights
             if w.source == "download":
-                w = WeightsChoice(fetch_weights(name, local_files_only=False), "downloaded")
+                w = resolve_weights(name, allow_download=True, fetch=True)
             t0 = time.perf_counter()
             try:
                 predictor = Predictor(name, checkpoint=w.path, device=str(self.device))

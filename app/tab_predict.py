@@ -14,6 +14,7 @@ import numpy as np
 from app.common import friendly, topk_cards_html
 from app.state import AppState
 from uniformer.errors import UniformerLabError
+from uniformer.models.family import get_family
 
 MAX_MODELS = 4          # models per request: each one is a full forward pass on the server
 MAX_THUMBS = 16         # sampled-frame thumbnails shown per model
@@ -54,7 +55,7 @@ def _as_list(models: str | Sequence[str] | None) -> list[str]:
 def _thumb_items(family: str, clip: Any, max_items: int = MAX_THUMBS) -> list[tuple[np.ndarray, str]]:
     """Thumbnails captioned like 'UniFormer f12' (or 'UniFormer c1 f68' with several clips)."""
     plan = clip.prepared.clips.plan
-    who = {"uniformer": "UniFormer", "timesformer": "TimeSformer"}.get(family, family)
+    who = get_family(family).title
     many = len(plan.clips) > 1
     items = [(clip.thumbs[c][i], f"{who} {'c%d ' % c if many else ''}f{int(idx)}")
              for c, frames in enumerate(plan.clips) for i, idx in enumerate(frames)]

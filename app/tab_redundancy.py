@@ -16,6 +16,7 @@ from app.common import friendly
 from app.state import FALLBACK_MODELS, AppState, LoadedModel
 from app.tab_attention import get_record
 from uniformer.errors import UniformerLabError
+from uniformer.models.family import TIMESFORMER, UNIFORMER, get_family
 
 TABLE_HEADERS = ["model", "layer", "kind", "grid", "rel. depth", "locality", "uniform", "dist space (patches)",
                  "dist time (frames)", "entropy"]
@@ -115,8 +116,8 @@ def redundancy(
     progress = progress or _no_progress
     path = state.check_path(video, what="video")
     start = time.perf_counter()
-    chosen = [(uniformer_model or default_for_family(state, "uniformer")),
-              (timesformer_model or default_for_family(state, "timesformer"))]
+    chosen = [(uniformer_model or default_for_family(state, UNIFORMER.name)),
+              (timesformer_model or default_for_family(state, TIMESFORMER.name))]
     if str(chosen[0]).lower() == "none":
         chosen[0] = None
     if str(chosen[1]).lower() == "none":

@@ -167,16 +167,14 @@ def run_parity(device: str, amps: list[str]) -> list[dict[str, Any]]:
     On CUDA, fp32 is run twice: as PyTorch does by default (cuDNN convolutions in TF32) and with
     TF32 off (``amp`` "none-no-tf32"), which is what bit-for-bit comparisons need.
     """
-    from uniformer.models.timesformer import TimeSformer
-    from uniformer.models.uniformer import UniFormer
+    from uniformer.models import get_family
 
     rows = []
     fixtures = sorted((REPO_ROOT / "tests" / "fixtures").glob("*_golden_small*.pt"))
     dev = torch.device(device)
     for path in fixtures:
         fix = torch.load(path, weights_only=True)
-        cls = UniFormer if path.name.startswith("uniformer") else TimeSformer
-        model = cls(**fix["config"])
+        model = get_family(path.name.split("_")[0]).build(**fix["config"])
         model.load_state_dict(fix["state_dict"], strict=True)
         model.eval().to(dev)
         x = fix["input"].to(dev)

@@ -154,7 +154,7 @@ def test_meta_device_builds_full_size_models_without_memory():
     model = zoo.create_model("uniformer_base_k400_32x4", device="meta")
     assert next(model.parameters()).is_meta and not model.training
     assert sum(p.numel() for p in model.parameters()) == 49_813_200  # reference README, 400 classes
-    assert model.pretrained_cfg["video_input_size"] == (3, 32, 224, 224)
+    assert model.zoo_entry.input_size == (3, 32, 224, 224) and model.pretrained_cfg["architecture"] == model.zoo_entry.name
 
 
 def test_unknown_name_suggests_close_matches():
@@ -174,14 +174,25 @@ def test_every_entry_is_a_timm_model_with_its_pretrained_cfg():
         assert cfg.hf_hub_id == e.hf_hub_id and cfg.hf_hub_filename == e.hf_hub_filename
         assert cfg.num_classes == e.num_classes and cfg.mean == e.protocol.mean and cfg.std == e.protocol.std
         assert cfg.input_size == (3, e.protocol.crop_size, e.protocol.crop_size) and cfg.custom_load == "hf"
-        assert (cfg.label_names is None) == (e.labels is None)
-        if cfg.label_names is not None:
-            assert list(cfg.label_names) == zoo.labels_for(name)
+        assert cfg.file == (str(e.local_path) if e.file else None)
+
+
+def test_timm_names_build_the_zoo_architecture():
+    """The registered constructors and the zoo entries describe the same networks."""
+    for name, e in zoo.ZOO.items():
+        with torch.device("meta"):
+            via_timm = timm.create_model(name)
+        via_zoo = zoo.create_model(name, device="meta")
+        assert type(via_timm) is type(via_zoo) and via_timm.num_classes == e.num_classes, name
+        assert {k: v.shape for k, v in via_timm.state_dict().items()} == \
+            {k: v.shape for k, v in via_zoo.state_dict().items()}, name
+    assert sorted(timm.list_models("uniformer*") + timm.list_models("timesformer*")) == sorted(zoo.ZOO)
+    assert set(timm.list_pretrained("uniformer*")) == set(zoo.list_models("uniformer"))
 
 
 def test_timm_create_model_loads_a_file_strictly_through_the_filter(tmp_path):
     src = timm.create_model("uniformer_small_k400_16x8", **TINY_UNIFORMER)
-    assert src.pretrained_cfg["video_input_size"] == (3, 16, 224, 224) and src.zoo_entry.name == "uniformer_small_k400_16x8"
+    assert src.pretrained_cfg["architecture"] == "uniformer_small_k400_16x8" and not hasattr(src, "zoo_entry")
     sd = OrderedDict((k, torch.randn_like(v) if v.is_floating_point() else v) for k, v in src.state_dict().items())
     path = saved(tmp_path, {"model_state": {f"model.{k}": v for k, v in sd.items()}})
     model = timm.create_model("uniformer_small_k400_16x8", pretrained=True,
@@ -295,6 +306,29 @@ def test_fetch_weights_finds_the_file_in_the_hf_cache(tmp_path, monkeypatch):
     assert all(torch.equal(model.state_dict()[k], v) for k, v in sd.items())
 
 
+def test_one_weight_policy_bundled_cache_download_random(tmp_path, monkeypatch):
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    name = "uniformer_small_k400_16x8"
+    bundled = zoo.resolve_weights("uniformer_tiny_synthetic_8x2")
+    assert bundled.source == "bundled" and bundled.path == zoo.get_entry("uniformer_tiny_synthetic_8x2").local_path
+    # nothing cached: random unless downloads are allowed; deciding never touches the network
+    assert zoo.resolve_weights(name).random and "meaningless" in zoo.resolve_weights(name).describe()
+    assert zoo.resolve_weights(name, allow_download=True) == zoo.WeightsChoice(None, "download")
+    with pytest.raises(WeightsUnavailableError) as info:  # evaluation: one sentence, not random weights
+        zoo.resolve_weights(name, allow_download=False, fetch=True, required=True)
+    assert one_sentence(str(info.value)) and "HF_HUB_OFFLINE" in str(info.value)
+    with pytest.raises(WeightsUnavailableError, match="download failed"):  # allowed, but sockets are blocked here
+        zoo.resolve_weights(name, allow_download=True, fetch=True)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert zoo.resolve_weights(name, allow_download=None).random  # None: HF_HUB_OFFLINE decides
+    placed = fake_hf_cache(tmp_path / "hub", "Sense-X/uniformer_video", f"{name}.pth", b"weights")
+    cached = zoo.resolve_weights(name, allow_download=True, fetch=True, required=True)
+    assert cached.source == "hub cache" and cached.path.resolve() == placed.resolve()
+
+
 def test_hub_copy_of_timesformer_with_hf_key_names(tmp_path, monkeypatch, fixtures_dir):
     golden = torch.load(fixtures_dir / "timesformer_golden_small.pt", weights_only=True)
     keymap = dict(json.loads((fixtures_dir / "timesformer_keys_base_divst_8x224_k400.json").read_text())
@@ -315,7 +349,7 @@ def test_hub_copy_of_timesformer_with_hf_key_names(tmp_path, monkeypatch, fixtur
 
 
 # ====================================================================== bundled entries
-def test_bundled_local_entry_is_registered_and_loaded(tmp_path, monkeypatch):
+def test_entry_added_at_run_time_is_built_and_loaded_through_its_family(tmp_path, monkeypatch):
     monkeypatch.setattr(zoo, "CHECKPOINTS_DIR", tmp_path)
     base = zoo.get_entry("uniformer_small_k400_16x8")
     entry = dataclasses.replace(
@@ -327,15 +361,21 @@ def test_bundled_local_entry_is_registered_and_loaded(tmp_path, monkeypatch):
         with pytest.raises(UnknownModelError):
             zoo.get_entry(entry.name)
         zoo.add_entry(entry)
-        assert timm.is_model(entry.name) and entry.name in zoo.list_models(dataset="synthetic")
+        assert entry.name in zoo.list_models(dataset="synthetic")
+        assert not timm.is_model(entry.name)  # timm names come from the model files only
         with pytest.raises(WeightsUnavailableError, match="bundled weights"):
             zoo.fetch_weights(entry.name)
-        src = timm.create_model(entry.name)
+        assert zoo.resolve_weights(entry.name).random
+        src = zoo.create_model(entry.name)
+        assert src.pretrained_cfg["architecture"] == entry.name and src.pretrained_cfg["num_classes"] == 4
         torch.save(src.state_dict(), tmp_path / entry.file)
         assert zoo.fetch_weights(entry.name) == tmp_path / entry.file
-        for model in (timm.create_model(entry.name, pretrained=True), zoo.create_model(entry.name, pretrained=True)):
-            assert all(torch.equal(model.state_dict()[k], v) for k, v in src.state_dict().items())
+        assert zoo.resolve_weights(entry.name) == zoo.WeightsChoice(tmp_path / entry.file, "bundled")
+        model = zoo.create_model(entry.name, pretrained=True)
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in src.state_dict().items())
         assert zoo.labels_for(entry.name) == ["class 0", "class 1", "class 2", "class 3"]
+        with pytest.raises(UnknownModelError, match="family"):
+            zoo.add_entry(dataclasses.replace(entry, name="x_tiny", family="resnet"))
     finally:
         zoo.remove_entry(entry.name)
-    assert not timm.is_model(entry.name) and entry.name not in zoo.ZOO
+    assert entry.name not in zoo.ZOO

@@ -1,6 +1,7 @@
 """UniFormer Lab core: models, video input, checkpoints, inference and training.
 
-Importing the package registers the UniFormer and TimeSformer families in timm's registry.
+Importing the package registers the released UniFormer and TimeSformer checkpoints in timm's registry
+(``@register_model`` functions in ``uniformer/models/uniformer.py`` and ``timesformer.py``).
 """
 from uniformer.errors import (
     CheckpointError,
@@ -9,7 +10,7 @@ from uniformer.errors import (
     VideoError,
     WeightsUnavailableError,
 )
-import uniformer.models  # noqa: E402,F401  (registers the zoo's timm constructors)
+import uniformer.models  # noqa: E402,F401  (registers the model files' timm constructors)
 
 __version__ = "0.1.0"
 

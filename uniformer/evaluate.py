@@ -268,7 +268,8 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
             raise ConfigError("Pass --checkpoint (or a zoo --model whose weights are bundled or cached).")
         from uniformer import zoo
 
-        a.checkpoint = str(zoo.fetch_weights(a.model))  # bundled file, HF cache, or one clear error
+        # the zoo's policy: bundled file, HF cache, a download unless HF_HUB_OFFLINE, or one clear error
+        a.checkpoint = str(zoo.resolve_weights(a.model, allow_download=None, fetch=True, required=True).path)
     stored = _config_from_checkpoint(a.checkpoint)
     if a.model and Path(a.model).suffix in (".toml", ".json"):
         cfg = load_config(a.model)

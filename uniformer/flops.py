@@ -36,7 +36,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
-from uniformer.errors import UniformerLabError
+from uniformer.errors import UniformerLabError, UnknownModelError
+from uniformer.models.family import get_family
 
 __all__ = [
     "FlopsError",
@@ -128,18 +129,13 @@ _ATTENTION_OPS: dict[Any, Callable[..., int]] = {
 
 _NORM_OP_NAMES = frozenset(str(op) for op in _NORM_OPS)
 
-# Per-family default for ``include_norms`` (the zoo entry's family, else the class name).
-# UniFormer's published numbers are fvcore totals (norms in); TimeSformer's are not.
-_FAMILY_INCLUDE_NORMS: dict[str, bool] = {"uniformer": True, "timesformer": False}
-
-
 def _default_include_norms(model: nn.Module) -> bool:
-    entry = getattr(model, "zoo_entry", None)
-    name = str(getattr(entry, "family", "") or type(model).__name__).lower()
-    for family, include in _FAMILY_INCLUDE_NORMS.items():
-        if family in name:
-            return include
-    return True  # fvcore's default behaviour
+    """The family's published convention (``ModelFamily.flops_include_norms``: UniFormer's numbers
+    are fvcore totals, norms in; TimeSformer's are not); fvcore's default for other models."""
+    try:
+        return get_family(model).flops_include_norms
+    except UnknownModelError:
+        return True
 
 
 # ---------------------------------------------------------------------------------------------

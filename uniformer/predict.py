@@ -135,13 +135,12 @@ class Predictor:
         views: tuple[int, int] | None = None,
         view_batch: int = 4,
     ) -> None:
-        from uniformer.zoo import create_model, get_entry
+        from uniformer.zoo import create_model, get_entry, resolve_weights
 
         self.entry = get_entry(model)
         self.device = resolve_device(device)
-        local = self.entry.local_path
-        if checkpoint is None and local is not None and local.is_file():
-            checkpoint = local
+        if checkpoint is None:  # the zoo's policy, without downloads: bundled, hub cache, else random
+            checkpoint = resolve_weights(model).path
         self.model = create_model(model, checkpoint=checkpoint, device=str(self.device))
         self.weights = str(checkpoint) if checkpoint is not None else "random initialisation (no checkpoint given)"
         self.label_names: list[str] = list(self.model.label_names)
@@ -240,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="path to a video file")
     p.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo model name (default {DEFAULT_MODEL})")
     p.add_argument("--checkpoint", help="weights file (.pth/.pyth/.pt/.safetensors); default: the bundled "
-                                        "file for local models, else random weights")
+                                        "file for local models, else a copy in the local Hugging Face cache, "
+                                        "else random weights")
     p.add_argument("--views", help="CLIPSxCROPS, e.g. 4x1 or 1x3 (default: the checkpoint's test protocol)")
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")

@@ -3,19 +3,26 @@ with its weights.
 
 Why one table: a checkpoint is only usable together with its architecture, its class list *in
 the head's order*, its test-time protocol (frames, stride, clips, crops, normalisation, channel
-order) and where to get it. Keeping those facts in one :class:`ZooEntry` per checkpoint, and
-deriving timm's pretrained configs from it, means the predictor, the app and the reports can
-never disagree. Published accuracy / GFLOPs are read from ``assets/published_results.csv`` at
-import, never retyped here.
+order) and where to get it. Keeping those facts in one :class:`ZooEntry` per checkpoint means
+the predictor, the app and the reports can never disagree. Architectures come from the model
+files (``ARCHS``), and the timm pretrained cfgs registered there name the same weight sources
+(``tests/test_zoo.py`` checks every entry against them). Published accuracy / GFLOPs are read
+from ``assets/published_results.csv`` at import, never retyped here.
 
 Entry points:
 
 - :func:`create_model` — build a zoo model, optionally with weights from a path or the hub
   (strict load through the family filter), with ``model.zoo_entry`` and ``model.label_names``;
-- :func:`fetch_weights` — the weights file in the Hugging Face cache (downloads when allowed);
-- :func:`get_entry`, :func:`list_models`, :func:`labels_for`;
-- :func:`register_family` — called by ``uniformer.models`` to register one timm constructor per
-  entry, so ``timm.create_model('uniformer_small_k400_16x8', pretrained=True)`` works.
+- :func:`resolve_weights` — the one weight policy (bundled file, local Hugging Face cache, a
+  download only when allowed, else random weights, flagged), used by the predictor, the app and
+  evaluation; :func:`fetch_weights` — the weights file itself (downloads when allowed);
+- :func:`get_entry`, :func:`list_models`, :func:`labels_for`.
+
+The timm constructors and pretrained cfgs of the released names are registered by the model
+files (``uniformer/models/uniformer.py``, ``timesformer.py``); the zoo only reads the family
+description (:func:`uniformer.models.get_family`) and never generates constructors. Entries added
+at run time (:func:`add_entry`: tests, lab models) are built through their family by
+:func:`create_model` and are not timm names.
 
 Naming: UniFormer entries are named exactly like the files in ``Sense-X/uniformer_video``
 (``uniformer_small_k400_16x8``: size, dataset, frames x sampling stride;
@@ -28,32 +35,37 @@ from __future__ import annotations
 import csv
 import difflib
 import os
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
+from timm.models import build_model_with_cfg
 from torch import nn
 
+from uniformer import assets
 from uniformer.data.sampling import TestProtocol
 from uniformer.errors import UniformerLabError, UnknownModelError, WeightsUnavailableError
 from uniformer.models.checkpoint import (
     apply_filter,
     classifier_prefix,
     load_checkpoint,
-    load_pretrained,
-    match_state_dict,
     read_checkpoint,
     unwrap_state_dict,
 )
+from uniformer.models import timesformer as timesformer_arch
+from uniformer.models import uniformer as uniformer_arch
+from uniformer.models.family import get_family
+from uniformer.models.registry import MEAN, STD, video_cfg
+from uniformer.models.uniformer import UNIFORMER_HUB, UNIFORMER_ORIGIN
 
 __all__ = [
     "ASSETS",
     "ZOO",
     "Published",
+    "WeightsChoice",
     "ZooEntry",
     "add_entry",
     "create_model",
@@ -62,23 +74,16 @@ __all__ = [
     "label_permutation",
     "labels_for",
     "list_models",
-    "register_family",
     "remove_entry",
+    "resolve_weights",
 ]
 
 Family = Literal["uniformer", "timesformer"]
 
-ASSETS = Path(os.environ.get("UNIFORMER_LAB_ASSETS", Path(__file__).resolve().parents[1] / "assets"))
-LABELS_DIR = ASSETS / "labels"
-CHECKPOINTS_DIR = ASSETS / "checkpoints"
-PUBLISHED_CSV = ASSETS / "published_results.csv"
-
-MEAN = (0.45, 0.45, 0.45)  # SlowFast / TimeSformer defaults, used to train and test every entry
-STD = (0.225, 0.225, 0.225)
-
-UNIFORMER_HUB = "Sense-X/uniformer_video"
-UNIFORMER_ORIGIN = "https://github.com/Sense-X/UniFormer/tree/main/video_classification#model-zoo"
-TIMESFORMER_ORIGIN = "https://github.com/facebookresearch/TimeSformer#model-zoo"
+ASSETS = assets.ASSETS_DIR  # UNIFORMER_LAB_ASSETS moves it (uniformer/assets.py)
+LABELS_DIR = assets.LABELS_DIR
+CHECKPOINTS_DIR = assets.CHECKPOINTS_DIR
+PUBLISHED_CSV = assets.PUBLISHED_CSV
 
 
 # ================================================================================ entries
@@ -231,10 +236,7 @@ def _published(model: str, variant: str, dataset: str, views: str, pretrain: str
 
 
 # =================================================================== official entries
-_UNIFORMER_SIZES = {
-    "small": ("S", dict(depth=[3, 4, 8, 3], embed_dim=[64, 128, 320, 512], head_dim=64)),
-    "base": ("B", dict(depth=[5, 8, 20, 7], embed_dim=[64, 128, 320, 512], head_dim=64)),
-}
+_UNIFORMER_SIZES = {"small": ("S", uniformer_arch.ARCHS["small"]), "base": ("B", uniformer_arch.ARCHS["base"])}
 # (size, dataset, frames, sampling rate) as in the official model zoo (S 32x4 K400 has a log only).
 _UNIFORMER_KINETICS = (
     ("small", "K400", 8, 8), ("small", "K400", 16, 4), ("small", "K400", 16, 8),
@@ -315,8 +317,7 @@ _TIMESFORMER_VARIANTS = {
     "hr": ("TimeSformer-HR", "hr", 448, (16, 16), 16),
     "large": ("TimeSformer-L", "large", 224, (96, 4), 64),
 }
-_TIMESFORMER_ARCH = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True,
-                         attention_type="divided_space_time")
+_TIMESFORMER_ARCH = timesformer_arch.ARCHS["base"]
 
 
 def _timesformer_entries() -> list[ZooEntry]:
@@ -374,15 +375,14 @@ _SYNTH_NOTES = ("Trained from scratch on 64x64 procedural clips (12 time-reversa
 LOCAL_ENTRIES: list[ZooEntry] = [
     ZooEntry(
         name="uniformer_tiny_synthetic_8x2", family="uniformer",
-        arch=dict(depth=[1, 1, 2, 1], embed_dim=[32, 64, 96, 128], head_dim=32, img_size=64),
+        arch=dict(uniformer_arch.ARCHS["tiny"]),
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="uniformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
         paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local",
     ),
     ZooEntry(
         name="timesformer_tiny_synthetic_8x2", family="timesformer",
-        arch=dict(img_size=64, patch_size=16, embed_dim=96, depth=4, num_heads=4, num_frames=8,
-                  attention_type="divided_space_time"),
+        arch=dict(timesformer_arch.ARCHS["tiny"]),
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="timesformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
         paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
@@ -393,24 +393,16 @@ LOCAL_ENTRIES: list[ZooEntry] = [
 
 # ============================================================================= lookups
 def add_entry(entry: ZooEntry) -> ZooEntry:
-    """Add (or replace) an entry; registers it with timm at once if its family is registered."""
+    """Add (or replace) an entry of a known family; :func:`create_model` builds it through that
+    family (it does not become a timm name: those are registered by the model files)."""
+    get_family(entry.family)
     ZOO[entry.name] = entry
-    if entry.family in _FAMILIES:
-        _register_entry(entry, *_FAMILIES[entry.family])
     return entry
 
 
 def remove_entry(name: str) -> None:
-    """Drop an entry and its timm constructor (for bundled models that were deleted, and tests)."""
+    """Drop an entry (for bundled models that were deleted, and tests)."""
     ZOO.pop(name, None)
-    if name in _REGISTERED:
-        _timm_unregister(name)
-        _REGISTERED.discard(name)
-        default_cfgs.pop(name, None)
-        if hasattr(sys.modules[__name__], name):
-            delattr(sys.modules[__name__], name)
-        if name in __all__:
-            __all__.remove(name)
 
 
 def get_entry(name: str) -> ZooEntry:
@@ -503,107 +495,71 @@ def fetch_weights(name: str, *, local_files_only: bool | None = None, cache_dir:
     return Path(path)
 
 
-# ======================================================================== timm registry
-_FAMILIES: dict[str, tuple[type, Callable[..., Any] | None]] = {}
-_REGISTERED: set[str] = set()
-default_cfgs: dict[str, Any] = {}  # read by timm.register_model for entry points of this module
+WeightSource = Literal["bundled", "hub cache", "download", "downloaded", "uploaded", "random"]
 
 
-def _timm_cfg(entry: ZooEntry) -> dict[str, Any]:
-    """timm ``PretrainedCfg`` fields. timm's builder asserts a 3-tuple ``input_size``, so it is the
-    per-frame ``(C, H, W)``; the frame count is in ``notes`` and on ``model.pretrained_cfg``."""
-    p = entry.protocol
-    label_names = tuple(labels_for(entry)) if entry.labels else None
-    summary = (f"{entry.family} {entry.dataset} ({entry.num_classes} classes): {p.num_frames} frames x {p.crop_size} px, "
-               f"{p.sampler} {p.num_clips}x{p.num_crops} views{', BGR' if p.bgr else ''}")
-    return dict(
-        file=str(entry.local_path) if entry.file else None,
-        hf_hub_id=entry.hf_hub_id if not entry.file else None,
-        hf_hub_filename=entry.hf_hub_filename if not entry.file else None,
-        custom_load="hf",  # every weight source goes through model.load_pretrained (strict, safe reader)
-        input_size=(entry.input_size[0], p.crop_size, p.crop_size),
-        interpolation="bilinear", crop_pct=p.crop_size / p.short_side, crop_mode="center",
-        mean=p.mean, std=p.std, num_classes=entry.num_classes, label_names=label_names,
-        first_conv="patch_embed1.proj" if entry.family == "uniformer" else "patch_embed.proj",
-        classifier="head", license=entry.license, description=summary, origin_url=entry.url,
-        paper_name=entry.paper or None, notes=(summary, *entry.notes),
-    )
+@dataclass(frozen=True)
+class WeightsChoice:
+    """Where a model's weights come from. ``source`` is one of ``bundled``, ``hub cache``,
+    ``download`` (allowed, not fetched yet: ``path`` is None), ``downloaded``, ``uploaded``
+    (a user's file) or ``random`` (no weights anywhere: predictions are meaningless)."""
+
+    path: Path | None
+    source: WeightSource
+
+    @property
+    def random(self) -> bool:
+        return self.path is None and self.source == "random"
+
+    def describe(self) -> str:
+        if self.random:
+            return "random initialisation (no weights on disk): predictions are meaningless"
+        if self.source == "download":
+            return "published weights (downloaded on first use)"
+        return f"{self.source} weights: {self.path.name if self.path else '?'}"
 
 
-def _construct(model_cls: type, filter_fn: Callable[..., Any] | None, **kwargs: Any) -> nn.Module:
-    """Build the model and make sure it has timm's ``load_pretrained`` hook (strict loader)."""
-    model = model_cls(**kwargs)
-    if not callable(getattr(model, "load_pretrained", None)):
-        model.load_pretrained = partial(load_pretrained, model, filter_fn=filter_fn)
-    return model
+def resolve_weights(name: str, *, allow_download: bool | None = False, fetch: bool = False,
+                    required: bool = False) -> WeightsChoice:
+    """The one weight policy: the bundled file, else the local Hugging Face cache, else a download
+    (only with ``allow_download``, ``None`` meaning "unless HF_HUB_OFFLINE"; done now with
+    ``fetch``, else left for later as source ``download``), else random weights (``choice.random``).
 
-
-def _timm_filter(filter_fn: Callable[..., Any] | None) -> Callable[..., Any]:
-    """For timm's in-memory ``state_dict`` source: unwrap, convert, strict-check."""
-
-    def fn(state_dict: Any, model: nn.Module) -> Any:
-        sd = apply_filter(unwrap_state_dict(state_dict), model, filter_fn)
-        n_cfg = (getattr(model, "pretrained_cfg", None) or {}).get("num_classes")
-        return match_state_dict(model, sd, ignore_head=n_cfg is not None and getattr(model, "num_classes", n_cfg) != n_cfg)
-
-    return fn
-
-
-def _timm_unregister(name: str) -> None:
-    """timm has no public unregister; its own overwrite path clears these tables."""
-    from timm.models import _registry
-
-    _registry._clear_model_entries(name)
-    _registry._model_entrypoints.pop(name, None)
-
-
-def _register_entry(entry: ZooEntry, model_cls: type, filter_fn: Callable[..., Any] | None) -> None:
-    from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
-
-    default_cfgs.update(generate_default_cfgs({entry.name: _timm_cfg(entry)}))
-
-    def entrypoint(pretrained: bool = False, **kwargs: Any) -> nn.Module:
-        kwargs = {**entry.arch, **kwargs}
-        overlay = kwargs.get("pretrained_cfg_overlay")
-        if overlay:
-            # timm resets custom_load when an overlay supplies a weight source (file=, url=, ...);
-            # keep it so a user's file also goes through our safe reader and strict match.
-            kwargs["pretrained_cfg_overlay"] = {"custom_load": "hf", **overlay}
-        model = build_model_with_cfg(
-            partial(_construct, model_cls, filter_fn), entry.name, pretrained,
-            pretrained_filter_fn=_timm_filter(filter_fn), **kwargs,
-        )
-        model.pretrained_cfg = model.default_cfg = {**model.pretrained_cfg, "num_frames": entry.num_frames,
-                                                    "video_input_size": entry.input_size}
-        model.zoo_entry = entry
-        return model
-
-    entrypoint.__name__ = entrypoint.__qualname__ = entry.name
-    entrypoint.__module__ = __name__
-    entrypoint.__doc__ = f"{entry.name}: {entry.family} on {entry.dataset}; weights: {entry.where}."
-    if entry.name in _REGISTERED:  # replacing our own entry (add_entry): drop the stale one quietly
-        _timm_unregister(entry.name)
-    register_model(entrypoint)
-    setattr(sys.modules[__name__], entry.name, entrypoint)
-    _REGISTERED.add(entry.name)
-
-
-def register_family(family: Family, model_cls: type, filter_fn: Callable[..., Any] | None = None) -> None:
-    """Register one timm constructor per zoo entry of ``family`` (idempotent).
-
-    ``filter_fn(state_dict, model)`` converts a loaded checkpoint to the model's key names
-    (the family's ``checkpoint_filter_fn``). Called by ``uniformer.models`` on import.
+    Never touches the network unless ``allow_download and fetch``. ``required=True`` raises
+    :func:`fetch_weights`'s one-sentence :class:`WeightsUnavailableError` instead of choosing
+    random weights (evaluation, where random weights make no sense).
     """
-    _FAMILIES[family] = (model_cls, filter_fn)
-    for entry in ZOO.values():
-        if entry.family == family and entry.name not in _REGISTERED:
-            _register_entry(entry, model_cls, filter_fn)
+    entry = get_entry(name)
+    if allow_download is None:
+        allow_download = not _hf_offline()
+    if entry.file:
+        path = entry.local_path
+        if path is not None and path.is_file():
+            return WeightsChoice(path, "bundled")
+    elif entry.hf_hub_id and entry.hf_hub_filename:
+        try:
+            return WeightsChoice(fetch_weights(name, local_files_only=True), "hub cache")
+        except WeightsUnavailableError:
+            pass
+        if allow_download and fetch:
+            return WeightsChoice(fetch_weights(name, local_files_only=False), "downloaded")
+        if allow_download:
+            return WeightsChoice(None, "download")
+    if required:
+        fetch_weights(name, local_files_only=not allow_download)  # raises: says what to download and how
+    return WeightsChoice(None, "random")
 
 
-# ======================================================================== convenience
-def _ensure_families() -> None:
-    if not _FAMILIES:
-        import uniformer.models  # noqa: F401  (registers both families)
+# ======================================================================== building models
+def _pretrained_cfg(entry: ZooEntry) -> dict[str, Any]:
+    """timm ``PretrainedCfg`` fields of an entry, so a zoo model carries ``pretrained_cfg`` like a
+    timm one (architecture name for messages, class count for head rules, input normalisation)."""
+    p = entry.protocol
+    return video_cfg(num_classes=entry.num_classes, img_size=p.crop_size, first_conv=get_family(entry).first_conv,
+                     architecture=entry.name, mean=p.mean, std=p.std, crop_pct=p.crop_size / p.short_side,
+                     file=str(entry.local_path) if entry.file else None, hf_hub_id=entry.hf_hub_id,
+                     hf_hub_filename=entry.hf_hub_filename, license=entry.license, origin_url=entry.url,
+                     paper_name=entry.paper or None)
 
 
 def create_model(
@@ -624,24 +580,22 @@ def create_model(
     arguments go to the model constructor (e.g. ``drop_path_rate``).
     """
     entry = get_entry(name)
-    _ensure_families()
-    if entry.family not in _FAMILIES:
-        raise UnknownModelError(f"The model family '{entry.family}' of {name} is not registered.")
-    import timm
-
+    family = get_family(entry)
     n = entry.num_classes if num_classes is None else int(num_classes)
+    build_kwargs = {**entry.arch, **kwargs, "num_classes": n}
     if str(device) == "meta":  # shapes only (FLOPs, key lists): never allocate or initialise
         if checkpoint is not None or pretrained:
             raise ValueError("Weights cannot be loaded into a model on the meta device.")
         with torch.device("meta"):
-            model = timm.create_model(entry.name, pretrained=False, num_classes=n, **kwargs)
+            model = build_model_with_cfg(family.model_cls, entry.name, False, pretrained_cfg=_pretrained_cfg(entry),
+                                         **build_kwargs)
     else:
-        model = timm.create_model(entry.name, pretrained=False, num_classes=n, **kwargs)
+        model = build_model_with_cfg(family.model_cls, entry.name, False, pretrained_cfg=_pretrained_cfg(entry),
+                                     **build_kwargs)
     if checkpoint is None and pretrained:
         checkpoint = fetch_weights(entry.name)
     if checkpoint is not None:
-        _, filter_fn = _FAMILIES[entry.family]
-        sd = apply_filter(unwrap_state_dict(read_checkpoint(checkpoint)), model, filter_fn)
+        sd = apply_filter(unwrap_state_dict(read_checkpoint(checkpoint)), model, family.checkpoint_filter_fn)
         ignore_head = n != entry.num_classes and not _head_fits(model, sd)
         load_checkpoint(model, sd, ignore_head=ignore_head)
     model.zoo_entry = entry

@@ -27,12 +27,16 @@ from typing import Any, Callable, Literal
 import torch
 import torch.nn.functional as F
 from timm.layers import DropPath, Mlp, to_2tuple, trunc_normal_
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from uniformer.assets import CHECKPOINTS_DIR
 from uniformer.errors import CheckpointError
+from uniformer.models.checkpoint import load_pretrained as _load_pretrained
 from uniformer.models.checkpoint import unwrap_state_dict
 from uniformer.models.layers import Attention
+from uniformer.models.registry import build_video_model, video_cfg
 
 __all__ = [
     "TimeSformer",
@@ -252,6 +256,10 @@ class TimeSformer(nn.Module):
         if num_classes > 0:
             _init_weights(self.head)
 
+    def load_pretrained(self, path: str, prefix: str = "") -> None:
+        """timm's ``custom_load`` hook: safe reader, :func:`checkpoint_filter_fn`, strict load."""
+        _load_pretrained(self, path, filter_fn=checkpoint_filter_fn)
+
     # ------------------------------------------------------------------------------ embedding
     def _resized_pos_embed(self, num_tokens: int, Hp: int, Wp: int) -> torch.Tensor:
         pos_embed = self.pos_embed
@@ -460,3 +468,85 @@ def checkpoint_filter_fn(state_dict: Any, model: TimeSformer | None = None) -> d
         order = {k: i for i, k in enumerate(model.state_dict().keys())}
         sd = dict(sorted(sd.items(), key=lambda kv: order.get(kv[0], len(order))))
     return OrderedDict(sd)
+
+
+# ------------------------------------------------------------------------ timm registration
+# One name per released checkpoint, after the official file names
+# (``timesformer_{base,hr,large}_{k400,k600}_{T}x{rate}``, ``timesformer_{base,hr,large}_ssv2_{T}``),
+# plus the bundled tiny model this project trained. The hub copies are the Hugging Face ports
+# (HF key names, converted by :func:`checkpoint_filter_fn`). Test protocols, label lists and
+# published results are in ``uniformer.zoo``.
+TIMESFORMER_ORIGIN = "https://github.com/facebookresearch/TimeSformer#model-zoo"
+FIRST_CONV = "patch_embed.proj"  # the per-frame patch projection (timm's first_conv)
+_BASE = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0, qkv_bias=True,
+             attention_type="divided_space_time")
+_TINY = dict(img_size=64, patch_size=16, embed_dim=96, depth=4, num_heads=4, num_frames=8,
+             attention_type="divided_space_time")
+ARCHS = {"base": _BASE, "tiny": _TINY}  # read by uniformer.zoo (one source)
+
+
+def _cfg(size: str | None = None, dataset: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    hub = dict(hf_hub_id=f"facebook/timesformer-{size}-finetuned-{dataset}", hf_hub_filename="pytorch_model.bin",
+               origin_url=TIMESFORMER_ORIGIN, license="cc-by-nc-4.0") if size else dict(license="mit")
+    return video_cfg(first_conv=FIRST_CONV, **hub, **kwargs,
+                     paper_name="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021)")
+
+
+default_cfgs = generate_default_cfgs({
+    "timesformer_base_k400_8x32": _cfg("base", "k400", num_classes=400, img_size=224),
+    "timesformer_hr_k400_16x16": _cfg("hr", "k400", num_classes=400, img_size=448),
+    "timesformer_large_k400_96x4": _cfg("large", "k400", num_classes=400, img_size=224),
+    "timesformer_base_k600_8x32": _cfg("base", "k600", num_classes=600, img_size=224),
+    "timesformer_hr_k600_16x16": _cfg("hr", "k600", num_classes=600, img_size=448),
+    "timesformer_large_k600_96x4": _cfg("large", "k600", num_classes=600, img_size=224),
+    "timesformer_base_ssv2_8": _cfg("base", "ssv2", num_classes=174, img_size=224),
+    "timesformer_hr_ssv2_16": _cfg("hr", "ssv2", num_classes=174, img_size=448),
+    "timesformer_large_ssv2_64": _cfg("large", "ssv2", num_classes=174, img_size=224),
+    "timesformer_tiny_synthetic_8x2": _cfg(file=str(CHECKPOINTS_DIR / "timesformer_tiny_synthetic_8x2.safetensors"),
+                                           num_classes=12, img_size=64),
+})
+
+
+def _create(variant: str, pretrained: bool, arch: dict[str, Any], **kwargs: Any) -> TimeSformer:
+    return build_video_model(TimeSformer, variant, pretrained, checkpoint_filter_fn, arch, **kwargs)
+
+
+@register_model
+def timesformer_base_k400_8x32(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_base_k400_8x32", pretrained, dict(_BASE, img_size=224, num_frames=8), **kwargs)
+
+@register_model
+def timesformer_hr_k400_16x16(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_hr_k400_16x16", pretrained, dict(_BASE, img_size=448, num_frames=16), **kwargs)
+
+@register_model
+def timesformer_large_k400_96x4(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_large_k400_96x4", pretrained, dict(_BASE, img_size=224, num_frames=96), **kwargs)
+
+@register_model
+def timesformer_base_k600_8x32(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_base_k600_8x32", pretrained, dict(_BASE, img_size=224, num_frames=8), **kwargs)
+
+@register_model
+def timesformer_hr_k600_16x16(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_hr_k600_16x16", pretrained, dict(_BASE, img_size=448, num_frames=16), **kwargs)
+
+@register_model
+def timesformer_large_k600_96x4(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_large_k600_96x4", pretrained, dict(_BASE, img_size=224, num_frames=96), **kwargs)
+
+@register_model
+def timesformer_base_ssv2_8(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_base_ssv2_8", pretrained, dict(_BASE, img_size=224, num_frames=8), **kwargs)
+
+@register_model
+def timesformer_hr_ssv2_16(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_hr_ssv2_16", pretrained, dict(_BASE, img_size=448, num_frames=16), **kwargs)
+
+@register_model
+def timesformer_large_ssv2_64(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_large_ssv2_64", pretrained, dict(_BASE, img_size=224, num_frames=64), **kwargs)
+
+@register_model
+def timesformer_tiny_synthetic_8x2(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_tiny_synthetic_8x2", pretrained, _TINY, **kwargs)

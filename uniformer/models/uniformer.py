@@ -47,11 +47,15 @@ from typing import Any
 import torch
 import torch.utils.checkpoint
 from timm.layers import DropPath
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from uniformer.errors import ModelConfigError
+from uniformer.assets import CHECKPOINTS_DIR
+from uniformer.models.checkpoint import load_pretrained as _load_pretrained
 from uniformer.models.checkpoint import unwrap_state_dict
 from uniformer.models.layers import Attention
+from uniformer.models.registry import build_video_model, video_cfg
 
 __all__ = [
     "UniFormer",
@@ -410,6 +414,10 @@ class UniFormer(nn.Module):
         )
         self.head.apply(self._init_weights)
 
+    def load_pretrained(self, path: str, prefix: str = "") -> None:
+        """timm's ``custom_load`` hook: safe reader, :func:`checkpoint_filter_fn`, strict load."""
+        _load_pretrained(self, path, filter_fn=checkpoint_filter_fn)
+
     # --------------------------------------------------------------------------------- forward
     def _as_clip(self, x: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
         if isinstance(x, (list, tuple)):
@@ -490,3 +498,180 @@ def checkpoint_filter_fn(state_dict: Any, model: nn.Module) -> dict[str, torch.T
         if k.endswith("num_batches_tracked") and k not in sd:
             sd[k] = v.detach().clone()
     return sd
+
+
+# ------------------------------------------------------------------------ timm registration
+# One name per released checkpoint, spelled like the files in ``Sense-X/uniformer_video``
+# (``uniformer_small_k400_16x8``: size, dataset, frames x sampling stride;
+# ``uniformer_base_sthv2_32_prek600``: Something-Something V2, 32 frames, K600-pretrained), plus the
+# bundled tiny model this project trained (``assets/checkpoints``). ``uniformer.zoo`` holds what
+# travels with each checkpoint besides its weights: test protocol, label list, published results.
+UNIFORMER_HUB = "Sense-X/uniformer_video"
+UNIFORMER_ORIGIN = "https://github.com/Sense-X/UniFormer/tree/main/video_classification#model-zoo"
+FIRST_CONV = "patch_embed1.proj"  # the stem conv (timm's first_conv; 2D->3D inflation starts here)
+_SMALL = dict(depth=[3, 4, 8, 3], embed_dim=[64, 128, 320, 512], head_dim=64, img_size=224)
+_BASE = dict(depth=[5, 8, 20, 7], embed_dim=[64, 128, 320, 512], head_dim=64, img_size=224)
+_TINY = dict(depth=[1, 1, 2, 1], embed_dim=[32, 64, 96, 128], head_dim=32, img_size=64)
+ARCHS = {"small": _SMALL, "base": _BASE, "tiny": _TINY}  # read by uniformer.zoo (one source)
+
+
+def _cfg(hf_hub_filename: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    hub = dict(hf_hub_id=UNIFORMER_HUB, hf_hub_filename=hf_hub_filename, origin_url=UNIFORMER_ORIGIN) \
+        if hf_hub_filename else {}
+    return video_cfg(first_conv=FIRST_CONV, license="mit", paper_name="UniFormer (ICLR 2022, arXiv 2201.04676)",
+                     **hub, **kwargs)
+
+
+default_cfgs = generate_default_cfgs({
+    "uniformer_small_k400_8x8": _cfg("uniformer_small_k400_8x8.pth", num_classes=400),
+    "uniformer_small_k400_16x4": _cfg("uniformer_small_k400_16x4.pth", num_classes=400),
+    "uniformer_small_k400_16x8": _cfg("uniformer_small_k400_16x8.pth", num_classes=400),
+    "uniformer_base_k400_8x8": _cfg("uniformer_base_k400_8x8.pth", num_classes=400),
+    "uniformer_base_k400_16x4": _cfg("uniformer_base_k400_16x4.pth", num_classes=400),
+    "uniformer_base_k400_16x8": _cfg("uniformer_base_k400_16x8.pth", num_classes=400),
+    "uniformer_base_k400_32x4": _cfg("uniformer_base_k400_32x4.pth", num_classes=400),
+    "uniformer_small_k600_16x4": _cfg("uniformer_small_k600_16x4.pth", num_classes=600),
+    "uniformer_small_k600_16x8": _cfg("uniformer_small_k600_16x8.pth", num_classes=600),
+    "uniformer_base_k600_16x4": _cfg("uniformer_base_k600_16x4.pth", num_classes=600),
+    "uniformer_base_k600_16x8": _cfg("uniformer_base_k600_16x8.pth", num_classes=600),
+    "uniformer_base_k600_32x4": _cfg("uniformer_base_k600_32x4.pth", num_classes=600),
+    "uniformer_small_sthv1_16_prek400": _cfg("uniformer_small_sthv1_16_prek400.pth", num_classes=174),
+    "uniformer_small_sthv1_16_prek600": _cfg("uniformer_small_sthv1_16_prek600.pth", num_classes=174),
+    "uniformer_small_sthv1_32_prek400": _cfg("uniformer_small_sthv1_32_prek400.pth", num_classes=174),
+    "uniformer_small_sthv1_32_prek600": _cfg("uniformer_small_sthv1_32_prek600.pth", num_classes=174),
+    "uniformer_base_sthv1_16_prek400": _cfg("uniformer_base_sthv1_16_prek400.pth", num_classes=174),
+    "uniformer_base_sthv1_16_prek600": _cfg("uniformer_base_sthv1_16_prek600.pth", num_classes=174),
+    "uniformer_base_sthv1_32_prek400": _cfg("uniformer_base_sthv1_32_prek400.pth", num_classes=174),
+    "uniformer_base_sthv1_32_prek600": _cfg("uniformer_base_sthv1_32_prek600.pth", num_classes=174),
+    "uniformer_small_sthv2_16_prek400": _cfg("uniformer_small_sthv2_16_prek400.pth", num_classes=174),
+    "uniformer_small_sthv2_16_prek600": _cfg("uniformer_small_sthv2_16_prek600.pth", num_classes=174),
+    "uniformer_small_sthv2_32_prek400": _cfg("uniformer_small_sthv2_32_prek400.pth", num_classes=174),
+    "uniformer_small_sthv2_32_prek600": _cfg("uniformer_small_sthv2_32_prek600.pth", num_classes=174),
+    "uniformer_base_sthv2_16_prek400": _cfg("uniformer_base_sthv2_16_prek400.pth", num_classes=174),
+    "uniformer_base_sthv2_16_prek600": _cfg("uniformer_base_sthv2_16_prek600.pth", num_classes=174),
+    "uniformer_base_sthv2_32_prek400": _cfg("uniformer_base_sthv2_32_prek400.pth", num_classes=174),
+    "uniformer_base_sthv2_32_prek600": _cfg("uniformer_base_sthv2_32_prek600.pth", num_classes=174),
+    "uniformer_tiny_synthetic_8x2": _cfg(file=str(CHECKPOINTS_DIR / "uniformer_tiny_synthetic_8x2.safetensors"),
+                                         num_classes=12, img_size=64),
+})
+
+
+def _create(variant: str, pretrained: bool, arch: dict[str, Any], **kwargs: Any) -> UniFormer:
+    return build_video_model(UniFormer, variant, pretrained, checkpoint_filter_fn, arch, **kwargs)
+
+
+@register_model
+def uniformer_small_k400_8x8(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_k400_8x8", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_k400_16x4(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_k400_16x4", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_k400_16x8(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_k400_16x8", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_base_k400_8x8(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k400_8x8", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_k400_16x4(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k400_16x4", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_k400_16x8(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k400_16x8", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_k400_32x4(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k400_32x4", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_small_k600_16x4(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_k600_16x4", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_k600_16x8(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_k600_16x8", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_base_k600_16x4(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k600_16x4", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_k600_16x8(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k600_16x8", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_k600_32x4(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_k600_32x4", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_small_sthv1_16_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv1_16_prek400", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_sthv1_16_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv1_16_prek600", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_sthv1_32_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv1_32_prek400", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_sthv1_32_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv1_32_prek600", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_base_sthv1_16_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv1_16_prek400", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_sthv1_16_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv1_16_prek600", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_sthv1_32_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv1_32_prek400", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_sthv1_32_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv1_32_prek600", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_small_sthv2_16_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv2_16_prek400", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_sthv2_16_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv2_16_prek600", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_sthv2_32_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv2_32_prek400", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_small_sthv2_32_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_small_sthv2_32_prek600", pretrained, _SMALL, **kwargs)
+
+@register_model
+def uniformer_base_sthv2_16_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv2_16_prek400", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_sthv2_16_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv2_16_prek600", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_sthv2_32_prek400(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv2_32_prek400", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_base_sthv2_32_prek600(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_base_sthv2_32_prek600", pretrained, _BASE, **kwargs)
+
+@register_model
+def uniformer_tiny_synthetic_8x2(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_tiny_synthetic_8x2", pretrained, _TINY, **kwargs)

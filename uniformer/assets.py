@@ -1,0 +1,17 @@
+"""Where the repository's assets live: one place, so the zoo, the model registry and the app agree.
+
+``UNIFORMER_LAB_ASSETS`` moves the whole folder (labels, bundled checkpoints, published results,
+example clips), e.g. for an installed package whose data sits elsewhere. It is read once, at import.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["ASSETS_DIR", "CHECKPOINTS_DIR", "CLIPS_DIR", "LABELS_DIR", "PUBLISHED_CSV"]
+
+ASSETS_DIR = Path(os.environ.get("UNIFORMER_LAB_ASSETS") or Path(__file__).resolve().parents[1] / "assets")
+LABELS_DIR = ASSETS_DIR / "labels"
+CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"
+CLIPS_DIR = ASSETS_DIR / "clips"
+PUBLISHED_CSV = ASSETS_DIR / "published_results.csv"
