@@ -16,7 +16,7 @@ from app.common import friendly
 from app.state import FALLBACK_MODELS, AppState, LoadedModel
 from app.tab_attention import get_record
 from uniformer.errors import UniformerLabError
-from uniformer.models.family import TIMESFORMER, UNIFORMER, get_family
+from uniformer.models.family import TIMESFORMER, UNIFORMER
 
 TABLE_HEADERS = ["model", "layer", "kind", "grid", "rel. depth", "locality", "uniform", "dist space (patches)",
                  "dist time (frames)", "entropy"]
