@@ -17,8 +17,8 @@ from torch import nn
 from uniformer.evaluate import compute_metrics, evaluate_model
 from uniformer.train import (
     ConfigError,
-    Trainer,
     TrainConfig,
+    Trainer,
     VideoMixup,
     build_model,
     build_optimizer,

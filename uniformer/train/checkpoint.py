@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from uniformer.train.trainer import Trainer
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT", "save_checkpoint", "load_training_checkpoint", "load_on_main",
+    "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT", "save_checkpoint", "load_training_checkpoint", "load_on_main", "resume_from",
     "export_weights", "plain",
 ]
 
@@ -94,3 +94,14 @@ def load_on_main(path: Path, env: DistEnv) -> dict[str, Any]:
     if env.distributed:
         dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def resume_from(resume: str, out_dir: Path, env: DistEnv) -> str:
+    """The checkpoint ``run.resume`` names: "" (none), "auto" (``out_dir/last.pt`` when rank 0 has
+    it, else none) or a path."""
+    if resume != "auto":
+        return resume
+    found = [(out_dir / "last.pt").is_file()] if env.is_main else [False]
+    if env.distributed:
+        dist.broadcast_object_list(found, src=0)  # rank 0's disk decides
+    return str(out_dir / "last.pt") if found[0] else ""

@@ -29,7 +29,7 @@ from uniformer.train.builders import (
     build_train_loader,
     dataset_classes,
 )
-from uniformer.train.checkpoint import export_weights, load_on_main, save_checkpoint
+from uniformer.train.checkpoint import export_weights, load_on_main, resume_from, save_checkpoint
 from uniformer.train.config import TrainConfig, dump_toml, parse_views
 from uniformer.train.dist import DistEnv, barrier, setup_distributed
 from uniformer.train.log import RunLog
@@ -108,14 +108,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 def _train(cfg: TrainConfig, env: DistEnv) -> dict[str, Any]:
     out_dir = Path(cfg.run.out_dir)
     show = cfg.run.progress and env.is_main
-    resume_path = ""
-    if cfg.run.resume == "auto":
-        found = [(out_dir / "last.pt").is_file()] if env.is_main else [False]
-        if env.distributed:
-            dist.broadcast_object_list(found, src=0)  # rank 0's disk decides
-        resume_path = str(out_dir / "last.pt") if found[0] else ""
-    elif cfg.run.resume:
-        resume_path = cfg.run.resume
+    resume_path = resume_from(cfg.run.resume, out_dir, env)
 
     if env.is_main:
         out_dir.mkdir(parents=True, exist_ok=True)
