@@ -42,7 +42,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.model_latency import peak_rss_mb, spread  # noqa: E402
 from uniformer.data.synthetic import CLASSES as SYNTHETIC_CLASSES  # noqa: E402
-from uniformer.train import ConfigError, Trainer, _read_classes, build_model, load_config, resolve_amp  # noqa: E402
+from uniformer.train import ConfigError, Trainer, build_model, load_config, read_classes, resolve_amp  # noqa: E402
 
 CONFIG_DIR = REPO_ROOT / "configs"
 DEFAULT_CONFIGS = ("synthetic_uniformer_tiny", "synthetic_timesformer_tiny")
@@ -69,7 +69,7 @@ def _num_classes(cfg: Any) -> int:
     if cfg.model.num_classes:
         return cfg.model.num_classes
     if cfg.data.classes and (REPO_ROOT / cfg.data.classes).is_file():
-        return len(_read_classes(str(REPO_ROOT / cfg.data.classes)))
+        return len(read_classes(str(REPO_ROOT / cfg.data.classes)))
     return len(SYNTHETIC_CLASSES)  # the tiny recipes' dataset, before it is generated
 
 

@@ -144,13 +144,16 @@ def test_truncated_at_random_offsets(base, fuzz_bases, tmp_path):
 def test_random_bit_flips(base, fuzz_bases, tmp_path):
     data = fuzz_bases[base].read_bytes()
     rng = np.random.default_rng(7)
+    results: Counter[str] = Counter()
     for i in range(25):
         flipped = bytearray(data)
         for pos in rng.integers(0, len(flipped), int(rng.integers(1, 30))):
             flipped[pos] ^= int(rng.integers(1, 256))
         path = tmp_path / f"flip_{i}{fuzz_bases[base].suffix}"
         path.write_bytes(bytes(flipped))
-        outcome(path)
+        results[outcome(path)] += 1
+    # A few damaged bytes cost some frames, not the file: most flipped videos still decode.
+    assert results["ok"] > results["error"], results
 
 
 def test_corrupt_transport_stream_regression(fuzz_bases, tmp_path):
@@ -162,7 +165,7 @@ def test_corrupt_transport_stream_regression(fuzz_bases, tmp_path):
         data[pos] ^= int(rng.integers(1, 256))
     path = tmp_path / "flipped.ts"
     path.write_bytes(bytes(data))
-    outcome(path)
+    assert outcome(path) == "ok"  # frames up to the new stream, checked by outcome()
 
 
 MAGIC_HEADERS = {

@@ -27,3 +27,7 @@ class UnknownModelError(UniformerLabError):
 
 class WeightsUnavailableError(UniformerLabError):
     """Pretrained weights are neither on disk nor downloadable (e.g. offline)."""
+
+
+class ConfigError(UniformerLabError):
+    """A training configuration that cannot be used (unknown key, wrong type, impossible combination)."""

@@ -12,167 +12,24 @@ checkpoint was written by ``uniformer.train`` (its config travels inside). Works
 from __future__ import annotations
 
 import argparse
-import contextlib
+import dataclasses
 import json
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
-from uniformer.errors import CheckpointError, UniformerLabError
+from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
+from uniformer.metrics import EvalResult, compute_metrics, evaluate_model
+from uniformer.train.amp import resolve_amp
+from uniformer.train.builders import build_dataset, build_eval_loader, build_model, dataset_classes
+from uniformer.train.config import TrainConfig, config_from_dict, load_config, parse_views
+from uniformer.train.dist import setup_distributed
 
 __all__ = ["EvalResult", "compute_metrics", "evaluate_model", "main"]
-
-
-@dataclass
-class EvalResult:
-    """Video-level metrics; ``logits`` are the view-summed logits in dataset order."""
-
-    top1: float
-    top5: float
-    loss: float  # mean cross-entropy of the single views
-    num_videos: int
-    mean_class_acc: float
-    per_class_acc: list[float]  # NaN where a class has no video
-    support: list[int]
-    confusion: torch.Tensor  # (K, K) int64, rows = true class, columns = predicted
-    logits: torch.Tensor = field(repr=False)
-    labels: torch.Tensor = field(repr=False)
-
-    def to_dict(self, classes: Sequence[str] | None = None, confusion: bool = False) -> dict[str, Any]:
-        names = list(classes) if classes else [str(i) for i in range(len(self.support))]
-        out: dict[str, Any] = {
-            "top1": self.top1,
-            "top5": self.top5,
-            "loss": self.loss,
-            "num_videos": self.num_videos,
-            "mean_class_acc": self.mean_class_acc,
-            "per_class": [
-                {"class": names[i], "support": self.support[i],
-                 "top1": None if self.support[i] == 0 else self.per_class_acc[i]}
-                for i in range(len(self.support))
-            ],
-        }
-        if confusion:
-            out["confusion"] = self.confusion.tolist()
-        return out
-
-
-def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, view_loss: float = float("nan")) -> EvalResult:
-    """Top-1/top-5, per-class accuracy and confusion from video-level ``logits`` ``(N, K)``."""
-    n, k = logits.shape
-    labels = labels.long()
-    if n == 0:
-        raise UniformerLabError("There are no videos to evaluate.")
-    if int(labels.min()) < 0 or int(labels.max()) >= k:
-        raise UniformerLabError(f"A label is outside the model's {k} classes; check the list file and the model.")
-    pred = logits.argmax(1)
-    correct = pred == labels
-    top5 = (logits.topk(min(5, k), dim=1).indices == labels[:, None]).any(1)
-    confusion = torch.bincount(labels * k + pred, minlength=k * k).reshape(k, k)
-    support = confusion.sum(1)
-    per_class = torch.where(support > 0, confusion.diagonal() / support.clamp(min=1), torch.nan)
-    seen = support > 0
-    return EvalResult(
-        top1=float(correct.double().mean()),
-        top5=float(top5.double().mean()),
-        loss=view_loss,
-        num_videos=n,
-        mean_class_acc=float(per_class[seen].double().mean()),
-        per_class_acc=[float(v) for v in per_class],
-        support=[int(v) for v in support],
-        confusion=confusion,
-        logits=logits,
-        labels=labels,
-    )
-
-
-def _batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    if isinstance(batch, Mapping):
-        clips = batch.get("clip", batch.get("video", batch.get("frames")))
-        labels = batch.get("label", batch.get("target"))
-    else:
-        clips, labels = batch[0], batch[1]
-    return clips, torch.as_tensor(labels)
-
-
-@torch.no_grad()
-def evaluate_model(
-    model: nn.Module,
-    loader: DataLoader,
-    device: torch.device | str = "cpu",
-    num_classes: int | None = None,
-    amp_dtype: torch.dtype | None = None,
-    env: Any = None,
-    progress: bool = False,
-    desc: str = "eval",
-) -> EvalResult:
-    """Evaluate ``model`` on ``loader``; items are ``(clip, label)`` with clip ``(C, T, H, W)``
-    (one view) or ``(V, C, T, H, W)`` (V views whose raw logits are summed, as SlowFast's
-    ``ENSEMBLE_METHOD sum``). With a distributed ``env`` every rank returns the full result."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    all_logits, all_labels = [], []
-    loss_sum, loss_n = 0.0, 0
-    batches = loader
-    if progress:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    )
-    for batch in batches:
-        clips, labels = _batch_parts(batch)
-        clips = clips.to(device, non_blocking=True).float()
-        labels = labels.to(device).long()
-        views = 1
-        if clips.ndim == 6:
-            views = clips.shape[1]
-            clips = clips.flatten(0, 1)
-        elif clips.ndim != 5:
-            raise UniformerLabError(f"Expected clips of shape (B[, V], C, T, H, W), got {tuple(clips.shape)}.")
-        with autocast:
-            out = model(clips)
-        out = out.float().reshape(labels.shape[0], views, -1)
-        loss_sum += float(F.cross_entropy(out.flatten(0, 1), labels.repeat_interleave(views), reduction="sum"))
-        loss_n += out.shape[0] * views
-        all_logits.append(out.sum(1).cpu())
-        all_labels.append(labels.cpu())
-    k = num_classes or (all_logits[0].shape[1] if all_logits else 0)
-    logits = torch.cat(all_logits) if all_logits else torch.zeros(0, k)
-    labels = torch.cat(all_labels) if all_labels else torch.zeros(0, dtype=torch.long)
-    if env is not None and getattr(env, "distributed", False):
-        import torch.distributed as dist
-
-        gathered: list[Any] = [None] * env.world_size
-        dist.all_gather_object(gathered, (logits, labels, loss_sum, loss_n))
-        # ranks hold videos rank, rank + W, ...: interleave back into dataset order
-        order = _interleave([g[0] for g in gathered]), _interleave([g[1] for g in gathered])
-        logits, labels = order
-        loss_sum = sum(g[2] for g in gathered)
-        loss_n = sum(g[3] for g in gathered)
-    model.train(was_training)
-    return compute_metrics(logits, labels, loss_sum / loss_n if loss_n else float("nan"))
-
-
-def _interleave(parts: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Inverse of sharding ``rank::world``: element i of rank r is dataset item ``i * W + r``."""
-    total = sum(p.shape[0] for p in parts)
-    if total == 0:
-        return torch.cat(list(parts))
-    out = torch.empty((total, *parts[0].shape[1:]), dtype=parts[0].dtype)
-    w = len(parts)
-    for r, p in enumerate(parts):
-        out[r::w][: p.shape[0]] = p
-    return out
 
 
 # -------------------------------------------------------------------------------------------- CLI
@@ -194,8 +51,6 @@ def _load_weights(model: nn.Module, path: str, use_ema: bool) -> None:
 
 def _config_from_checkpoint(path: str) -> tuple[Any, list[str]] | None:
     """(TrainConfig, classes) stored by uniformer.train in a .pt checkpoint or .safetensors export."""
-    from uniformer.train import config_from_dict
-
     p = Path(path)
     if p.suffix == ".safetensors":
         from safetensors import safe_open
@@ -255,13 +110,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
-    import dataclasses
-
-    from uniformer.train import (
-        ConfigError, TrainConfig, build_dataset, build_model, dataset_classes, load_config,
-        parse_views, resolve_amp, setup_distributed, ShardSampler, _loader_kwargs,
-    )
-
     classes: list[str] = []
     if a.checkpoint is None:
         if not a.model or Path(a.model).suffix in (".toml", ".json"):
@@ -310,9 +158,7 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
         model = build_model(dataclasses.replace(cfg.model, init="random", grad_checkpointing=False), num_classes)
         _load_weights(model, a.checkpoint, a.ema)
         model.to(env.device)
-        kw = _loader_kwargs(d, env.device, 0)
-        kw.pop("persistent_workers", None)
-        loader = DataLoader(dataset, batch_size=d.eval_batch_size, sampler=ShardSampler(len(dataset), env), **kw)
+        loader = build_eval_loader(dataset, d, env, seed=0)
         result = evaluate_model(model, loader, env.device, num_classes, resolve_amp(a.amp, env.device), env,
                                 progress=env.is_main, desc=f"eval {d.test_views}")
         return (result if env.is_main else None), classes
@@ -325,8 +171,6 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
 
 def _zoo_data_config(protocol: Any, base: Any) -> Any:
     """Data settings from a zoo entry's test protocol (frames, stride, sampler, views, mean/std)."""
-    import dataclasses
-
     return dataclasses.replace(
         base, num_frames=protocol.num_frames, sampling_rate=protocol.sampling_rate, sampler=protocol.sampler,
         size=protocol.crop_size, short_side=protocol.short_side, mean=list(protocol.mean), std=list(protocol.std),
