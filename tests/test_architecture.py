@@ -231,7 +231,6 @@ def test_no_module_over_the_line_limit(graph):
     assert KNOWN_LARGE - large == set(), f"now small enough, remove from KNOWN_LARGE: {sorted(KNOWN_LARGE - large)}"
 
 
-@pytest.mark.xfail(strict=True, reason="registry refactor lands in branch arch-registry")
 def test_no_private_timm_registry_api():
     assert private_timm_registry_uses() == []
 

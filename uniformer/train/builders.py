@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from uniformer.errors import ConfigError
+from uniformer.models.family import FAMILIES
 from uniformer.train.config import DataConfig, ModelConfig, TrainConfig
 from uniformer.train.dist import DistEnv
 from uniformer.train.samplers import EpochSampler, SeededClips, ShardSampler
@@ -28,25 +29,21 @@ __all__ = [
 
 
 # ------------------------------------------------------------------------------------------ model
-_FAMILIES = {
-    "uniformer": "uniformer.models.uniformer:UniFormer",
-    "timesformer": "uniformer.models.timesformer:TimeSformer",
-}
-
-
 def model_factory(family: str) -> Callable[..., nn.Module]:
     """The constructor for ``model.family``: a known family name or ``package.module:callable``.
 
-    The trainer's only family-specific lookup: every family name it knows is in this function.
+    Family names come from the one family table (``uniformer.models.family.FAMILIES``).
     """
-    return import_callable(_FAMILIES.get(family, family))
+    if family in FAMILIES:
+        return FAMILIES[family].build
+    return import_callable(family)
 
 
 def import_callable(spec: str) -> Any:
     """``package.module:attr.path`` -> the object (a user-supplied model or dataset factory)."""
     module_name, _, attr = spec.partition(":")
     if not attr:
-        raise ConfigError(f"model.family {spec!r} must be 'uniformer', 'timesformer' or 'package.module:callable'.")
+        raise ConfigError(f"model.family {spec!r} must be one of {', '.join(map(repr, FAMILIES))} or 'package.module:callable'.")
     try:
         obj = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -111,7 +108,11 @@ def load_finetune_checkpoint(model: nn.Module, path: str, reset_head: bool = Fal
     """Start from an official (or our own) checkpoint, strictly except for the classifier, which
     keeps its fresh initialisation when the class count differs (or with ``reset_head``).
     Returns whether the head was reset."""
-    from uniformer.models.checkpoint import apply_filter, classifier_prefix, load_checkpoint
+    from uniformer.models.checkpoint import (
+        apply_filter,
+        classifier_prefix,
+        load_checkpoint,
+    )
 
     filter_fn = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
     state = apply_filter(_read_state(path), model, filter_fn)
