@@ -21,6 +21,8 @@ from matplotlib.figure import Figure
 
 from analysis.attention import AnalysisError
 from uniformer.assets import PUBLISHED_CSV
+from uniformer.data.sampling import parse_views
+from uniformer.errors import UniformerLabError
 
 Per = Literal["view", "total"]
 _PALETTE = {
@@ -49,13 +51,11 @@ def _num(text: str | None) -> float | None:
     return v if v is None or math.isfinite(v) else None
 
 
-def parse_views(views: str | None) -> int | None:
-    """``"4x3"`` (clips × crops) → 12; empty or malformed → None."""
-    if not views:
-        return None
+def num_views(views: str | None) -> int | None:
+    """``"4x3"`` (clips × crops, read by ``uniformer.data.sampling.parse_views``) → 12; empty or malformed → None."""
     try:
-        return math.prod(int(p) for p in views.lower().split("x"))
-    except ValueError:
+        return math.prod(parse_views(views)) if views else None
+    except UniformerLabError:
         return None
 
 
@@ -100,7 +100,7 @@ def load_published(dataset: str | None = None, path: str | Path | None = None) -
             if top1 is None or (dataset and row["dataset"].lower() != dataset.lower()):
                 continue
             per_view, total = _num(row.get("gflops_per_view")), _num(row.get("gflops_total"))
-            n = parse_views(row.get("views"))
+            n = num_views(row.get("views"))
             if total is None and per_view is not None and n:
                 total = per_view * n
             if per_view is None and total is not None and n:

@@ -1,5 +1,5 @@
 """Command-line entry of the browser app: ``python app.py [--host 127.0.0.1] [--port 7860]
-[--device auto|cpu|cuda] [--share]``.
+[--device auto|cpu|cuda|cuda:N] [--share]``.
 
 Start-up works offline: Gradio analytics are off, Hugging Face look-ups are local-only (unless
 ``--allow-downloads``), the default models are loaded once before the server opens, and the time
@@ -18,7 +18,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python app.py", description="UniFormer Lab browser app")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=7860)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--share", action="store_true", help="ask Gradio for a public link (needs network)")
     p.add_argument("--models", help="comma-separated default models (default: the bundled ones, else "
                                     "UniFormer-S and TimeSformer-B with random weights)")
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from app.layout import build_app, launch_kwargs, make_state
     from uniformer.errors import UniformerLabError
-    from uniformer.predict import parse_views
+    from uniformer.data.sampling import parse_views
 
     try:
         views = parse_views(args.views)

@@ -247,7 +247,7 @@ class AppState:
     """Caches, limits and the device; one instance per running app."""
 
     def __init__(self, config: AppConfig | None = None) -> None:
-        from uniformer.predict import resolve_device
+        from uniformer.device import resolve_device
 
         self.config = config or AppConfig()
         self.device = resolve_device(self.config.device)

@@ -29,7 +29,7 @@ def _no_progress(*_: Any, **__: Any) -> None:
 
 def parse_view_choice(text: str | None, default: tuple[int, int]) -> tuple[int, int] | None:
     """``"1x1"`` → (1, 1); ``"protocol"`` → None (the checkpoint's own test views)."""
-    from uniformer.predict import parse_views
+    from uniformer.data.sampling import parse_views
 
     if text is None or not str(text).strip():
         return default

@@ -42,6 +42,7 @@ if str(REPO_ROOT) not in sys.path:
 
 from benchmarks.model_latency import peak_rss_mb, spread  # noqa: E402
 from uniformer.data.synthetic import CLASSES as SYNTHETIC_CLASSES  # noqa: E402
+from uniformer.device import autocast  # noqa: E402
 from uniformer.train import ConfigError, Trainer, build_model, load_config, read_classes, resolve_amp  # noqa: E402
 
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -182,7 +183,7 @@ def run_parity(device: str, amps: list[str]) -> list[dict[str, Any]]:
         modes = list(amps) + (["none-no-tf32"] if dev.type == "cuda" and "none" in amps else [])
         for amp in modes:
             dtype = resolve_amp(amp.removesuffix("-no-tf32"), dev)
-            ctx = torch.autocast(dev.type, dtype=dtype) if dtype is not None else torch.autocast(dev.type, enabled=False)
+            ctx = autocast(dev, dtype)
             tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
             if amp.endswith("-no-tf32"):
                 torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False

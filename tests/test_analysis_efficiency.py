@@ -11,15 +11,15 @@ from analysis.efficiency import (
     efficiency_plotly,
     load_published,
     measure_models,
-    parse_views,
+    num_views,
 )
 
 HEADER = "model,variant,pretrain,dataset,frames,input_size,gflops_per_view,views,top1,top5,params_m,source,gflops_total,sampling_stride,note\n"
 
 
-def test_parse_views():
-    assert parse_views("4x3") == 12 and parse_views("1x1") == 1
-    assert parse_views("") is None and parse_views("n/a") is None
+def test_num_views():
+    assert num_views("4x3") == 12 and num_views("1x1") == 1
+    assert num_views("") is None and num_views("n/a") is None and num_views(None) is None
 
 
 def test_load_published_fills_and_dedups(tmp_path):

@@ -22,11 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from uniformer.data.sampling import parse_views
+from uniformer.device import resolve_amp
 from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
 from uniformer.metrics import EvalResult, compute_metrics, evaluate_model
-from uniformer.train.amp import resolve_amp
 from uniformer.train.builders import build_dataset, build_eval_loader, build_model, dataset_classes
-from uniformer.train.config import TrainConfig, config_from_dict, load_config, parse_views
+from uniformer.train.config import TrainConfig, config_from_dict, load_config
 from uniformer.train.dist import setup_distributed
 
 __all__ = ["EvalResult", "compute_metrics", "evaluate_model", "main"]
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=None, help="crop size")
     p.add_argument("--batch-size", type=int, default=None, help="videos per batch")
     p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", default="auto", help="auto | none | bf16 | fp16")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
+from uniformer.device import autocast
 from uniformer.errors import UniformerLabError
 
 __all__ = ["EvalResult", "compute_metrics", "evaluate_model"]
@@ -122,9 +123,7 @@ def evaluate_model(
         from tqdm.auto import tqdm
 
         batches = tqdm(loader, desc=desc, leave=False, dynamic_ncols=True)
-    autocast = (
-        torch.autocast(device_type=device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    )
+    amp = autocast(device, amp_dtype)
     for batch in batches:
         clips, labels = _batch_parts(batch)
         clips = clips.to(device, non_blocking=True).float()
@@ -135,7 +134,7 @@ def evaluate_model(
             clips = clips.flatten(0, 1)
         elif clips.ndim != 5:
             raise UniformerLabError(f"Expected clips of shape (B[, V], C, T, H, W), got {tuple(clips.shape)}.")
-        with autocast:
+        with amp:
             out = model(clips)
         out = out.float().reshape(labels.shape[0], views, -1)
         loss_sum += float(F.cross_entropy(out.flatten(0, 1), labels.repeat_interleave(views), reduction="sum"))

@@ -8,7 +8,7 @@ do, and report top-k labels with the frames used and the time each step took.
 CLI::
 
     python -m uniformer.predict VIDEO [--model NAME] [--checkpoint PATH] [--views CLIPSxCROPS]
-                                      [--topk 5] [--device auto|cpu|cuda] [--json]
+                                      [--topk 5] [--device auto|cpu|cuda|cuda:N] [--json]
 """
 from __future__ import annotations
 
@@ -23,34 +23,13 @@ from typing import Any
 
 import torch
 
-from uniformer.data.sampling import TestProtocol, combine_views
+from uniformer.data.sampling import TestProtocol, combine_views, parse_views
 from uniformer.data.transforms import preprocess_views
 from uniformer.data.video import Clips, read_clips
+from uniformer.device import autocast, resolve_amp, resolve_device
 from uniformer.errors import UniformerLabError
 
 DEFAULT_MODEL = "uniformer_small_k400_16x8"
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; asking for CUDA without one is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UniformerLabError("CUDA was requested but no CUDA device is available; use --device cpu.")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise UniformerLabError(f"Unknown device '{device}'; use auto, cpu or cuda.")
-    return torch.device(device)
-
-
-def parse_views(text: str) -> tuple[int, int]:
-    """``"4x1"`` → ``(4, 1)`` (temporal clips × spatial crops)."""
-    try:
-        clips, crops = (int(v) for v in text.lower().replace("×", "x").split("x"))
-    except ValueError:
-        raise UniformerLabError(f"Views must look like CLIPSxCROPS, e.g. 4x1 or 1x3, not '{text}'.") from None
-    if clips < 1 or crops not in (1, 3):
-        raise UniformerLabError(f"Views '{text}': clips must be >= 1 and crops 1 or 3.")
-    return clips, crops
 
 
 @dataclass
@@ -139,6 +118,7 @@ class Predictor:
 
         self.entry = get_entry(model)
         self.device = resolve_device(device)
+        self.amp_dtype = resolve_amp("auto", self.device)  # CUDA: bf16 where supported, else fp16
         if checkpoint is None:  # the zoo's policy, without downloads: bundled, hub cache, else random
             checkpoint = resolve_weights(model).path
         self.model = create_model(model, checkpoint=checkpoint, device=str(self.device))
@@ -154,18 +134,13 @@ class Predictor:
     def name(self) -> str:
         return self.entry.name
 
-    def _autocast(self):
-        if self.device.type == "cuda":
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-            return torch.autocast("cuda", dtype=dtype)
-        return torch.autocast("cpu", enabled=False)
 
     @torch.inference_mode()
     def view_logits(self, views: torch.Tensor) -> torch.Tensor:
         """Raw logits ``(V, K)`` for view tensors ``(V, 3, T, S, S)``, in chunks of ``view_batch``."""
         out = []
         for chunk in views.split(self.view_batch):
-            with self._autocast():
+            with autocast(self.device, self.amp_dtype):
                 out.append(self.model(chunk.to(self.device, non_blocking=True)).float().cpu())
         return torch.cat(out)
 
@@ -243,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "else random weights")
     p.add_argument("--views", help="CLIPSxCROPS, e.g. 4x1 or 1x3 (default: the checkpoint's test protocol)")
     p.add_argument("--topk", type=int, default=5)
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     return p
 

@@ -50,7 +50,7 @@ from uniformer.data.sampling import TestProtocol
 from uniformer.errors import UniformerLabError, UnknownModelError, WeightsUnavailableError
 from uniformer.models.checkpoint import (
     apply_filter,
-    classifier_prefix,
+    head_fits,
     load_checkpoint,
     read_checkpoint,
     unwrap_state_dict,
@@ -596,17 +596,11 @@ def create_model(
         checkpoint = fetch_weights(entry.name)
     if checkpoint is not None:
         sd = apply_filter(unwrap_state_dict(read_checkpoint(checkpoint)), model, family.checkpoint_filter_fn)
-        ignore_head = n != entry.num_classes and not _head_fits(model, sd)
+        ignore_head = n != entry.num_classes and not head_fits(model, sd)
         load_checkpoint(model, sd, ignore_head=ignore_head)
     model.zoo_entry = entry
     model.label_names = labels_for(entry) if n == entry.num_classes else [f"class {i}" for i in range(n)]
     return model.to(device).eval()
-
-
-def _head_fits(model: nn.Module, sd: Any) -> bool:
-    prefix = f"{classifier_prefix(model) or 'head'}."
-    return all(k in sd and tuple(sd[k].shape) == tuple(v.shape)
-               for k, v in model.state_dict().items() if k.startswith(prefix))
 
 
 for _entry in (*_uniformer_entries(), *_timesformer_entries(), *LOCAL_ENTRIES):

@@ -12,11 +12,14 @@ Views are ordered **clip-major**: view ``v`` is temporal clip ``v // num_crops``
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 import torch
+
+from uniformer.errors import UniformerLabError
 
 Sampler = Literal["uniformer_dense", "uniformer_segment", "timesformer_dense", "timesformer_segment"]
 SAMPLERS: tuple[str, ...] = ("uniformer_dense", "uniformer_segment", "timesformer_dense", "timesformer_segment")
@@ -83,6 +86,22 @@ class TestProtocol:
     def view_clip_crop(self, view: int) -> tuple[int, int]:
         """Inverse of :meth:`view_index`: ``(clip, crop)``."""
         return divmod(view, self.num_crops)
+
+
+_VIEWS = re.compile(r"\s*(\d+)\s*[x×]\s*(\d+)\s*")
+
+
+def parse_views(text: str) -> tuple[int, int]:
+    """``"4x1"`` -> ``(4, 1)``: temporal clips × spatial crops, as ``--views`` and ``data.*_views`` write them.
+
+    The one rule for every entry point: ``CLIPSxCROPS`` (``x``, ``X`` or ``×``, spaces allowed),
+    at least one clip, and 1 or 3 crops (the crops :class:`TestProtocol` knows).
+    """
+    m = _VIEWS.fullmatch(str(text).lower())
+    if m is None or int(m.group(1)) < 1 or int(m.group(2)) not in (1, 3):
+        raise UniformerLabError(f"Views '{text}' must look like CLIPSxCROPS with at least 1 clip and 1 or 3 crops, "
+                                "e.g. 4x1 or 1x3.")
+    return int(m.group(1)), int(m.group(2))
 
 
 @dataclass(frozen=True)

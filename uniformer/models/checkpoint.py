@@ -40,6 +40,7 @@ __all__ = [
     "apply_filter",
     "classifier_prefix",
     "guess_family",
+    "head_fits",
     "load_checkpoint",
     "load_pretrained",
     "match_state_dict",
@@ -416,6 +417,18 @@ def classifier_prefix(model: nn.Module) -> str | None:
             if module is head and name:
                 return name
     return "head" if isinstance(getattr(model, "head", None), nn.Module) else None
+
+
+def head_fits(model: nn.Module, sd: Mapping[str, Any]) -> bool:
+    """Whether ``sd`` holds every classifier tensor of ``model`` with the model's shape.
+
+    The one head check of the package: where it fails, loaders keep (or re-initialise) the
+    model's own head instead of the checkpoint's (fine-tuning to another class count).
+    A model without classifier parameters (``num_classes=0``) never fits.
+    """
+    prefix = classifier_prefix(model)
+    own = {k: v for k, v in model.state_dict().items() if prefix and k.startswith(prefix + ".")}
+    return bool(own) and all(k in sd and tuple(sd[k].shape) == tuple(v.shape) for k, v in own.items())
 
 
 def _uniformer_depths(keys: Any) -> list[int]:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from uniformer.errors import CheckpointError
-from uniformer.models.checkpoint import read_checkpoint, unwrap_state_dict
+from uniformer.models.checkpoint import classifier_prefix, head_fits, read_checkpoint, unwrap_state_dict
 
 __all__ = ["inflate_weight", "inflate_2d_state_dict", "load_inflated"]
 
@@ -46,14 +46,13 @@ def inflate_2d_state_dict(state_dict_2d: Mapping[str, Any], model_3d: nn.Module)
     """
     source = unwrap_state_dict(state_dict_2d)
     target = model_3d.state_dict()
-    head_differs = "head.weight" in source and "head.weight" in target and (
-        source["head.weight"].shape[0] != target["head.weight"].shape[0]
-    )
+    head = f"{classifier_prefix(model_3d) or 'head'}."
+    keep_head = head_fits(model_3d, source)
     out: dict[str, torch.Tensor] = {}
     for key, value in source.items():
         if key not in target or not isinstance(value, torch.Tensor):
             continue
-        if head_differs and key in ("head.weight", "head.bias"):
+        if key.startswith(head) and not keep_head:
             continue
         want = target[key].shape
         if value.shape != want and len(want) > 2 and value.ndim == len(want) - 1:

@@ -34,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 from uniformer.assets import CHECKPOINTS_DIR
 from uniformer.errors import CheckpointError
 from uniformer.models.checkpoint import load_pretrained as _load_pretrained
-from uniformer.models.checkpoint import unwrap_state_dict
+from uniformer.models.checkpoint import head_fits, unwrap_state_dict
 from uniformer.models.layers import Attention
 from uniformer.models.registry import build_video_model, video_cfg
 
@@ -382,9 +382,9 @@ def load_imagenet_vit(model: TimeSformer, vit_state_dict: Mapping[str, torch.Ten
         else:
             del sd["patch_embed.proj.weight"]
 
-    if "head.weight" in sd and sd["head.weight"].shape[0] != model.num_classes:
-        del sd["head.weight"]
-        sd.pop("head.bias", None)
+    if not head_fits(model, sd):
+        for key in [k for k in sd if k.startswith("head.")]:
+            del sd[key]
 
     num_patches = model.patch_embed.num_patches
     pos_embed = sd["pos_embed"]

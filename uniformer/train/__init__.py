@@ -20,7 +20,7 @@ Modules, from the bottom up::
     samplers    seeded training clips, epoch/shard samplers
     builders    model (model_factory: family -> constructor), datasets, loaders (shared with evaluate)
     augment     video mixup/cutmix, random erasing
-    amp, rng    autocast dtype; RNG capture/restore
+    rng         RNG capture/restore (device and autocast dtype: uniformer.device)
     optim       timm optimiser and per-iteration schedule
     checkpoint  last.pt / best.pt, resume reading, model.safetensors export
     trainer     Trainer: train step, EMA, state_dict
@@ -30,8 +30,9 @@ Modules, from the bottom up::
 """
 from __future__ import annotations
 
+from uniformer.data.sampling import parse_views
+from uniformer.device import resolve_amp, resolve_device
 from uniformer.errors import ConfigError
-from uniformer.train.amp import resolve_amp
 from uniformer.train.augment import VideoMixup, VideoRandomErasing
 from uniformer.train.builders import (
     build_dataset,
@@ -65,9 +66,8 @@ from uniformer.train.config import (
     config_to_dict,
     dump_toml,
     load_config,
-    parse_views,
 )
-from uniformer.train.dist import DistEnv, resolve_device, setup_distributed
+from uniformer.train.dist import DistEnv, setup_distributed
 from uniformer.train.log import RunLog
 from uniformer.train.loop import train, train_one_epoch
 from uniformer.train.optim import build_optimizer, build_scheduler, scaled_lr

@@ -108,19 +108,12 @@ def load_finetune_checkpoint(model: nn.Module, path: str, reset_head: bool = Fal
     """Start from an official (or our own) checkpoint, strictly except for the classifier, which
     keeps its fresh initialisation when the class count differs (or with ``reset_head``).
     Returns whether the head was reset."""
-    from uniformer.models.checkpoint import (
-        apply_filter,
-        classifier_prefix,
-        load_checkpoint,
-    )
+    from uniformer.models.checkpoint import apply_filter, classifier_prefix, head_fits, load_checkpoint
 
     filter_fn = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
     state = apply_filter(_read_state(path), model, filter_fn)
-    prefix = classifier_prefix(model)
-    own = {k: v for k, v in model.state_dict().items() if prefix and k.startswith(prefix + ".")}
-    fits = bool(own) and all(k in state and tuple(state[k].shape) == tuple(v.shape) for k, v in own.items())
-    reset = bool(reset_head or not fits)
-    load_checkpoint(model, state, ignore_head=reset and prefix is not None)
+    reset = bool(reset_head or not head_fits(model, state))
+    load_checkpoint(model, state, ignore_head=reset and classifier_prefix(model) is not None)
     return reset
 
 

@@ -22,7 +22,7 @@ from uniformer.errors import ConfigError
 
 __all__ = [
     "ModelConfig", "DataConfig", "OptimConfig", "AugConfig", "RunConfig", "TrainConfig",
-    "load_config", "apply_overrides", "config_to_dict", "config_from_dict", "dump_toml", "parse_views",
+    "load_config", "apply_overrides", "config_to_dict", "config_from_dict", "dump_toml",
 ]
 
 
@@ -112,7 +112,7 @@ class RunConfig:
 
     out_dir: str = "runs/default"
     seed: int = 0
-    device: str = "auto"  # "auto" | "cpu" | "cuda"
+    device: str = "auto"  # "auto" | "cpu" | "cuda" | "cuda:N" (uniformer.device.resolve_device)
     amp: str = "auto"  # "auto" (CUDA: bf16 if supported else fp16; CPU: off) | "none" | "bf16" | "fp16"
     dist_backend: str = "auto"  # "auto" (nccl on CUDA, gloo on CPU) | "nccl" | "gloo"
     ema: bool = False
@@ -305,12 +305,3 @@ def dump_toml(cfg: TrainConfig | Mapping[str, Any]) -> str:
             lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)
-
-
-def parse_views(text: str) -> tuple[int, int]:
-    """``"4x1"`` -> (4 clips, 1 crop)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[xX×]\s*(\d+)\s*", str(text))
-    if not m or int(m.group(1)) < 1 or int(m.group(2)) < 1:
-        raise ConfigError(f"Views {text!r} must look like CLIPSxCROPS, e.g. 4x1 or 1x3.")
-    return int(m.group(1)), int(m.group(2))
-

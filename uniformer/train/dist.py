@@ -13,10 +13,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from uniformer.errors import ConfigError
+from uniformer.device import resolve_device
 from uniformer.train.config import RunConfig
 
-__all__ = ["DistEnv", "resolve_device", "setup_distributed", "all_gather_objects", "barrier"]
+__all__ = ["DistEnv", "setup_distributed", "all_gather_objects", "barrier"]
 
 
 @dataclass
@@ -35,19 +35,6 @@ class DistEnv:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``run.device`` (auto | cpu | cuda) as a device; under torchrun each local rank gets its own GPU."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("run.device is 'cuda' but no CUDA device is available; use --device cpu.")
-        return torch.device("cuda", local_rank % torch.cuda.device_count())
-    if name == "cpu":
-        return torch.device("cpu")
-    raise ConfigError(f"run.device must be auto, cpu or cuda, got {name!r}.")
 
 
 def setup_distributed(run: RunConfig) -> DistEnv:

@@ -20,6 +20,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from uniformer.data.sampling import parse_views
 from uniformer.errors import ConfigError
 from uniformer.metrics import EvalResult, evaluate_model
 from uniformer.train.builders import (
@@ -30,7 +31,7 @@ from uniformer.train.builders import (
     dataset_classes,
 )
 from uniformer.train.checkpoint import export_weights, load_on_main, resume_from, save_checkpoint
-from uniformer.train.config import TrainConfig, dump_toml, parse_views
+from uniformer.train.config import TrainConfig, dump_toml
 from uniformer.train.dist import DistEnv, barrier, setup_distributed
 from uniformer.train.log import RunLog
 from uniformer.train.rng import seed_everything

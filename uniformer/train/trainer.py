@@ -16,12 +16,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from uniformer.device import autocast, resolve_amp, resolve_device
 from uniformer.errors import ConfigError, UniformerLabError
-from uniformer.train.amp import resolve_amp
 from uniformer.train.augment import VideoMixup, VideoRandomErasing
 from uniformer.train.checkpoint import CHECKPOINT_FORMAT, plain
 from uniformer.train.config import TrainConfig, config_to_dict
-from uniformer.train.dist import DistEnv, resolve_device
+from uniformer.train.dist import DistEnv
 from uniformer.train.optim import build_optimizer, build_scheduler, scaled_lr
 from uniformer.train.rng import capture_rng, restore_rng
 
@@ -53,7 +53,7 @@ class Trainer:
         from timm.utils import ModelEmaV3
 
         self.cfg = cfg
-        self.env = env or DistEnv(device=resolve_device(cfg.run.device))
+        self.env = env or DistEnv(device=resolve_device(cfg.run.device, local_rank=0))
         self.device = self.env.device
         self.num_classes = num_classes
         model = model.to(self.device)
@@ -102,9 +102,7 @@ class Trainer:
         return self.ddp if self.ddp is not None else self.model
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     def _all_finite(self, loss: torch.Tensor) -> bool:
         flag = torch.isfinite(loss.detach()).to(torch.float32).reshape(1)
