@@ -122,14 +122,6 @@ def anchor_boxes(
     ]
 
 
-def upsample_heat(heat: np.ndarray | Tensor, num_frames: int, size: tuple[int, int]) -> np.ndarray:
-    """Grid heat ``(T', H', W')`` → per-frame pixel heat ``(F, H, W)`` (bilinear in space)."""
-    h = torch.as_tensor(np.asarray(heat), dtype=torch.float32)
-    idx = torch.tensor([grid_frame(i, num_frames, h.shape[0]) for i in range(num_frames)])
-    h = h[idx][:, None]
-    return torch.nn.functional.interpolate(h, size=size, mode="bilinear", align_corners=False)[:, 0].numpy()
-
-
 def anchor_overlay(
     record: AttentionRecord,
     frames: np.ndarray | Tensor,

@@ -22,15 +22,18 @@ from uniformer.errors import UniformerLabError
 
 log = logging.getLogger("uniformer_lab.app")
 F = TypeVar("F", bound=Callable[..., Any])
+Progress = Callable[..., Any]  # gr.Progress, or anything called like it
+
+
+def no_progress(*_: Any, **__: Any) -> None:
+    """The progress callback of a handler called outside a Gradio event (tests, scripts)."""
+    return None
 
 
 def _upload_dirs() -> list[str]:
-    try:
-        from gradio.utils import get_upload_folder
+    from app.state import upload_folder
 
-        root = get_upload_folder()
-    except Exception:  # pragma: no cover - gradio is a dependency
-        return []
+    root = upload_folder()
     return sorted({root, os.path.realpath(root)}, key=len, reverse=True)
 
 

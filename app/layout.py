@@ -69,6 +69,8 @@ def _header(state: AppState) -> str:
 def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     """The whole app. ``state=None`` builds one from ``AppConfig`` overrides, e.g.
     ``build_app(default_models=["tiny_model"], views=(1, 1))``."""
+    from analysis.attention import map_names
+
     if state is None:
         state = make_state(**overrides)
     elif overrides:
@@ -78,7 +80,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     all_names = [name for _, name in choices]
     first = state.default_models[0]
     lm0, _ = state.get_model(first)
-    n_layers = len(tab_attention.layer_names(lm0.model))
+    n_layers = len(map_names(lm0.model))
     n_frames = lm0.entry.protocol.num_frames
 
     # ---------------------------------------------------------------- handlers bound to state

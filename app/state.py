@@ -26,7 +26,6 @@ import itertools
 import logging
 import os
 import statistics
-import tempfile
 import threading
 import time
 from collections import OrderedDict, deque
@@ -242,6 +241,13 @@ def _thumbnails(frames: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     return y.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def upload_folder() -> str:
+    """Where Gradio keeps uploaded files (``GRADIO_TEMP_DIR``, else ``<tmp>/gradio``): Gradio's own rule."""
+    from gradio.utils import get_upload_folder
+
+    return get_upload_folder()
+
+
 # ================================================================================= state
 class AppState:
     """Caches, limits and the device; one instance per running app."""
@@ -356,13 +362,7 @@ class AppState:
 
     # ------------------------------------------------------------------ paths and files
     def allowed_roots(self) -> list[Path]:
-        try:
-            from gradio.utils import get_upload_folder
-
-            upload = Path(get_upload_folder())
-        except Exception:  # pragma: no cover - gradio is a dependency
-            upload = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-        roots = [upload, ASSETS_DIR, *(Path(d) for d in self.config.extra_allowed_dirs)]
+        roots = [Path(upload_folder()), ASSETS_DIR, *(Path(d) for d in self.config.extra_allowed_dirs)]
         return [Path(os.path.realpath(r)) for r in roots]
 
     def check_path(self, path: Any, *, what: str = "video") -> str:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from app.common import friendly
+from app.common import Progress, friendly, no_progress
 from app.state import AppState, LoadedModel
 from uniformer.errors import UniformerLabError
 
@@ -38,23 +38,8 @@ ANCHOR_SIDE = 224   # the anchor picker is drawn at this size whatever the crop 
 MAX_FRAMES = 8      # frames per figure row
 PANEL = 88          # px per frame: 8 frames + colour bar fit the page's right column
 
-Progress = Callable[..., Any]
-
-
-def _no_progress(*_: Any, **__: Any) -> None:
-    return None
-
 
 # ------------------------------------------------------------------------------ structure
-def layer_names(model: torch.nn.Module) -> list[str]:
-    """Map names in the order ``analysis.attention.extract`` records them, without a forward pass
-    (so the layer slider can be sized as soon as a model is chosen). Derived from the model's
-    blocks, so any UniFormer stage layout (``model.layout``) gets its own list."""
-    from analysis.attention import map_names
-
-    return map_names(model)
-
-
 def num_heads(record: Any, name: str) -> int:
     """Heads of a map (channels for a local affinity kernel)."""
     kind = record.layers[name].kind
@@ -112,7 +97,7 @@ def get_record(state: AppState, lm: LoadedModel, video: str, progress: Progress 
     from analysis.attention import extract
     from analysis.views import frames_from_input
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     predictor = lm.with_views((1, 1))
     protocol = predictor.protocol
     progress(0.1, desc=f"Decoding the video for {lm.name}")
@@ -221,7 +206,7 @@ def attention(
     from analysis import attribution as attr
     from analysis import views
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     path = state.check_path(video, what="video")
     name = model or state.default_models[0]
     t_start = time.perf_counter()
@@ -324,9 +309,11 @@ def model_layers(state: AppState, model: str | None) -> tuple[dict[str, Any], di
     """Resize the layer slider, head choice and frame slider when the model changes (no forward pass)."""
     import gradio as gr
 
+    from analysis.attention import map_names
+
     name = model or state.default_models[0]
     lm, _ = state.get_model(name)
-    names = layer_names(lm.model)
+    names = map_names(lm.model)
     T = lm.entry.protocol.num_frames
     return (
         gr.update(maximum=max(len(names) - 1, 0), value=0, label=f"Layer (0–{len(names) - 1}): {names[0]}"),

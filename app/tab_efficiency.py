@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import torch
 
-from app.common import friendly
+from app.common import Progress, friendly, no_progress
 from app.state import AppState
 from uniformer.errors import UniformerLabError
 
@@ -22,14 +22,9 @@ DATASETS = ["K400", "K600", "SSv1", "SSv2", "all"]
 PER_CHOICES = ["per view", "total over views"]
 TABLE_HEADERS = ["source", "model", "variant", "dataset", "pretrain", "frames", "views", "GFLOPs/view",
                  "GFLOPs total", "params (M)", "top-1 (%)", "latency (s/view)"]
-Progress = Callable[..., Any]
 
 _MEASURED: dict[str, Any] = {}
 _MEASURED_LOCK = threading.Lock()
-
-
-def _no_progress(*_: Any, **__: Any) -> None:
-    return None
 
 
 def measured_point(name: str) -> Any:
@@ -74,7 +69,7 @@ def efficiency(
     """``(figure, table_rows, measured_markdown)`` for one dataset (``all`` for every dataset)."""
     from analysis.efficiency import efficiency_plotly, load_published
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     ds = None if not dataset or str(dataset).lower() == "all" else str(dataset)
     if ds is not None and ds not in DATASETS:
         raise UniformerLabError(f"Unknown dataset '{dataset}'; choose one of {', '.join(DATASETS)}.")

@@ -11,7 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from app.common import friendly, topk_cards_html
+from app.common import Progress, friendly, no_progress, topk_cards_html
 from app.state import AppState
 from uniformer.errors import UniformerLabError
 from uniformer.models.family import get_family
@@ -19,12 +19,6 @@ from uniformer.models.family import get_family
 MAX_MODELS = 4          # models per request: each one is a full forward pass on the server
 MAX_THUMBS = 16         # sampled-frame thumbnails shown per model
 VIEW_CHOICES = ["1x1", "protocol", "2x1", "4x1", "1x3"]
-
-Progress = Callable[..., Any]
-
-
-def _no_progress(*_: Any, **__: Any) -> None:
-    return None
 
 
 def parse_view_choice(text: str | None, default: tuple[int, int]) -> tuple[int, int] | None:
@@ -79,7 +73,7 @@ def predict(
     Returns ``(result, cards_html, frames, status_markdown)``; ``result`` is the JSON payload
     (per model: top-5, weights, views, frames used, timings).
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     start = time.perf_counter()
     path = state.check_path(video, what="video")
     names = _as_list(models)

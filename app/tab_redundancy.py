@@ -12,7 +12,7 @@ import math
 import time
 from typing import Any, Callable, Sequence
 
-from app.common import friendly
+from app.common import Progress, friendly, no_progress
 from app.state import FALLBACK_MODELS, AppState, LoadedModel
 from app.tab_attention import get_record
 from uniformer.errors import UniformerLabError
@@ -20,11 +20,6 @@ from uniformer.models.family import TIMESFORMER, UNIFORMER
 
 TABLE_HEADERS = ["model", "layer", "kind", "grid", "rel. depth", "locality", "uniform", "dist space (patches)",
                  "dist time (frames)", "entropy"]
-Progress = Callable[..., Any]
-
-
-def _no_progress(*_: Any, **__: Any) -> None:
-    return None
 
 
 def default_for_family(state: AppState, family: str) -> str:
@@ -113,7 +108,7 @@ def redundancy(
     from analysis.views import redundancy_curve_plotly
     from uniformer.zoo import get_entry
 
-    progress = progress or _no_progress
+    progress = progress or no_progress
     path = state.check_path(video, what="video")
     start = time.perf_counter()
     chosen = [(uniformer_model or default_for_family(state, UNIFORMER.name)),

@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from app import tab_attention
+    from analysis.attention import map_names
     from app.testing import serve
 
     models = tuple(m for m in (args.models or "").split(",") if m) or None
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     with serve(default_models=models, views=(1, 1)) as s, sync_playwright() as pw:
         state = s.state
         lm, _ = state.get_model(state.default_models[0])
-        layer = first_global_layer(tab_attention.layer_names(lm.model))
+        layer = first_global_layer(map_names(lm.model))
         browser = pw.chromium.launch(executable_path=args.chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": args.width, "height": 900})
         page.goto(s.url)
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         number = page.locator("#layer-slider input[type=number]")
         number.fill(str(layer))
         number.press("Tab")
-        name = tab_attention.layer_names(lm.model)[layer]
+        name = map_names(lm.model)[layer]
         page.wait_for_function(f"document.querySelector('#attention-info').innerText.includes('{name}')",
                                timeout=TIMEOUT_MS)
         page.wait_for_selector("#attention-plot .js-plotly-plot", timeout=TIMEOUT_MS)

@@ -311,17 +311,6 @@ def test_caches_stay_bounded(tiny):
             remove_entry(e.name)
 
 
-def test_layer_names_match_extraction(tiny):
-    from analysis.attention import extract
-    from uniformer.zoo import create_model
-
-    for name in tiny:
-        model = create_model(name)
-        entry = model.zoo_entry
-        x = torch.randn(1, 3, entry.num_frames, entry.protocol.crop_size, entry.protocol.crop_size)
-        assert tab_attention.layer_names(model) == list(extract(model, x).layers)
-
-
 def test_attention_memory_budget_is_enforced_before_running(tiny):
     state = AppState(AppConfig(default_models=tuple(tiny), preload=False, max_attention_gb=1e-6))
     with pytest.raises(UniformerLabError, match="attention maps of .* take .* GB"):

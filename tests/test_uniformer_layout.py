@@ -241,10 +241,8 @@ def test_global_attention_early_costs_more():
 # --------------------------------------------------------------------------------------- app
 @pytest.mark.parametrize("layout", ["GGGG", "LLLL", "LGGG"])
 def test_app_layer_list_follows_the_layout(layout):
-    from app.tab_attention import layer_names
-
-    model = _model(layout).eval()
-    assert layer_names(model) == list(extract(model, _clip()).layers)
+    model = _model(layout).eval()  # the app sizes its layer slider with map_names, before any forward pass
+    assert map_names(model) == list(extract(model, _clip()).layers)
 
 
 def test_app_reading_handles_all_local_and_all_global_models():

@@ -121,8 +121,3 @@ def train_transform(size: int, scale: tuple[float, float] = (0.08, 1.0), flip: b
     """Inception-style crop for training clips (both official recipes use scale 0.08–1, aspect
     3/4–4/3); ``flip=False`` for Something-Something, where left/right carries the label."""
     return VideoTrainTransform(size, scale=scale, ratio=ratio, flip=flip, mean=mean, std=std)
-
-
-def eval_transform(protocol: TestProtocol):
-    """Callable ``frames_per_clip → (V, 3, T, S, S)`` bound to one protocol."""
-    return lambda frames_per_clip: preprocess_views(frames_per_clip, protocol)
