@@ -22,9 +22,10 @@ The normal forward is untouched: the capture switch and the shape hooks exist on
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Literal, Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Literal, Sequence
+from typing import Literal
 
 import plotly.graph_objects as go
 from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -285,7 +286,7 @@ def kind_chance_locality(kind: str, grid: Sequence[int], kernel_shape: Sequence[
     raise ValueError(f"unknown attention kind {kind!r}.")
 
 
-def redundancy_table(record: "AttentionRecord", per_head: bool = False, model: str = "") -> list[RedundancyRow]:
+def redundancy_table(record: AttentionRecord, per_head: bool = False, model: str = "") -> list[RedundancyRow]:
     """Per-layer (and optionally per-head) metrics of every map in an extraction record."""
     rows: list[RedundancyRow] = []
     num_layers = max((info.layer_index for info in record.layers.values()), default=0) + 1

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import base64
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import plotly.graph_objects as go
@@ -352,7 +353,7 @@ CURVE_METRICS = (
 )
 
 
-def _curve_series(rows: Sequence["RedundancyRow"]) -> dict[str, list["RedundancyRow"]]:
+def _curve_series(rows: Sequence[RedundancyRow]) -> dict[str, list[RedundancyRow]]:
     series: dict[str, list] = {}
     for row in rows:
         if row.head == -1:
@@ -360,7 +361,7 @@ def _curve_series(rows: Sequence["RedundancyRow"]) -> dict[str, list["Redundancy
     return series
 
 
-def redundancy_curve_mpl(rows: Sequence["RedundancyRow"], title: str = "") -> Figure:
+def redundancy_curve_mpl(rows: Sequence[RedundancyRow], title: str = "") -> Figure:
     """Per-layer locality / distances / entropy against relative depth, one line per model×kind.
 
     Dotted lines: the locality a uniform (maximally redundant) map would have on that layer."""
@@ -385,7 +386,7 @@ def redundancy_curve_mpl(rows: Sequence["RedundancyRow"], title: str = "") -> Fi
     return fig
 
 
-def redundancy_curve_plotly(rows: Sequence["RedundancyRow"], title: str = "") -> go.Figure:
+def redundancy_curve_plotly(rows: Sequence[RedundancyRow], title: str = "") -> go.Figure:
     """Plotly version of :func:`redundancy_curve_mpl` (hover shows the layer name)."""
     series = _curve_series(rows)
     fig = make_subplots(rows=1, cols=len(CURVE_METRICS), subplot_titles=[t for _, t in CURVE_METRICS])

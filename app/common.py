@@ -13,7 +13,8 @@ import html
 import logging
 import os
 import re
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import gradio as gr
 import torch

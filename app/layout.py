@@ -77,7 +77,6 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         raise TypeError("Pass either a state or AppConfig overrides, not both.")
     cfg = state.config
     choices = state.model_choices()
-    all_names = [name for _, name in choices]
     first = state.default_models[0]
     lm0, _ = state.get_model(first)
     n_layers = len(map_names(lm0.model))

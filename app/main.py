@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from app.layout import build_app, launch_kwargs, make_state
-    from uniformer.errors import UniformerLabError
     from uniformer.data.sampling import parse_views
+    from uniformer.errors import UniformerLabError
 
     try:
         views = parse_views(args.views)

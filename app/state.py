@@ -29,9 +29,10 @@ import statistics
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Generic, Hashable, Iterable, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import torch

@@ -7,7 +7,8 @@ reduced to ``views``); a clip decoded for one protocol is cached and reused by t
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +52,7 @@ def _thumb_items(family: str, clip: Any, max_items: int = MAX_THUMBS) -> list[tu
     plan = clip.prepared.clips.plan
     who = get_family(family).title
     many = len(plan.clips) > 1
-    items = [(clip.thumbs[c][i], f"{who} {'c%d ' % c if many else ''}f{int(idx)}")
+    items = [(clip.thumbs[c][i], f"{who} {f'c{c} ' if many else ''}f{int(idx)}")
              for c, frames in enumerate(plan.clips) for i, idx in enumerate(frames)]
     if len(items) > max_items:
         pick = np.linspace(0, len(items) - 1, max_items).round().astype(int)
@@ -155,7 +156,7 @@ def models_info(state: AppState) -> tuple[dict[str, Any], str]:
 
     rows = []
     loaded = {m.name for m in state.loaded_models()}
-    for label, name in state.model_choices():
+    for _label, name in state.model_choices():
         entry = get_entry(name)
         w = state.resolve_weights(name)
         rows.append({

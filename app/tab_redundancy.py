@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from app.common import Progress, friendly, no_progress
 from app.state import FALLBACK_MODELS, AppState, LoadedModel

@@ -9,8 +9,9 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 TINY_UNIFORMER = "uniformer_tiny_app_test"
 TINY_TIMESFORMER = "timesformer_tiny_app_test"

@@ -396,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
                           views=args.views, server_pid=pid, unique=not args.same_file, settle=args.settle,
                           rounds=args.rounds, log=log)
         result["command"] = "python -m benchmarks.load_test " + " ".join(argv if argv is not None else sys.argv[1:])
-        result["label"] = args.label or ("MALLOC_ARENA_MAX=%d" % args.malloc_arena_max if args.malloc_arena_max
+        result["label"] = args.label or (f"MALLOC_ARENA_MAX={args.malloc_arena_max}" if args.malloc_arena_max
                                          else "app as shipped")
         result["server_env"] = {"MALLOC_ARENA_MAX": str(args.malloc_arena_max) if args.malloc_arena_max and args.start
                                 else os.environ.get("MALLOC_ARENA_MAX")}

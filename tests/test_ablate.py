@@ -64,8 +64,8 @@ def test_summary_mean_and_t_interval() -> None:
 
 
 def test_report_files(tmp_path: Path) -> None:
-    rows = [_row(l, s, 0.5 + 0.05 * i + 0.01 * s, gflops=0.5 + i)
-            for i, l in enumerate(["LLLL", "LLGG", "TS"]) for s in (0, 1)]
+    rows = [_row(layout, s, 0.5 + 0.05 * i + 0.01 * s, gflops=0.5 + i)
+            for i, layout in enumerate(["LLLL", "LLGG", "TS"]) for s in (0, 1)]
     write_report(rows, tmp_path, {"cpu": "test"})
     with (tmp_path / "ablation.csv").open() as f:
         got = list(csv.DictReader(f))

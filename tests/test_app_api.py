@@ -12,8 +12,7 @@ import time
 import httpx
 import pytest
 import torch
-
-from gradio_client import Client, handle_file
+from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
 from app import tab_attention, tab_predict

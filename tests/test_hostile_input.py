@@ -501,7 +501,7 @@ def test_huge_bogus_sizes_fail_fast_without_allocating(tmp_path):
     for key in ("safetensors_huge_tensor", "safetensors_content_as_pth"):
         files[key].write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
     files["pickle_header_garbage"].write_bytes(b"\x80\x02" + np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
-    for kind, path in files.items():
+    for path in files.values():
         with pytest.raises(CheckpointError) as info:
             read_checkpoint(path)
         assert_one_sentence(info.value)

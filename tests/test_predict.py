@@ -2,18 +2,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import REPO_ROOT
 from uniformer import predict as predict_mod
 from uniformer.data.sampling import TestProtocol
 from uniformer.errors import CheckpointError, UniformerLabError, UnknownModelError, VideoError
 from uniformer.zoo import ZooEntry, add_entry, remove_entry
-
-from tests.conftest import REPO_ROOT
 
 CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"
 TINY = "uniformer_tiny_predict_test"

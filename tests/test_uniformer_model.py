@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,7 +29,7 @@ GOLDEN = sorted(FIXTURES.glob("uniformer_golden*.pt"))
 ATTN_KEY = re.compile(r"(global|temporal|spatial)_attn_stage(\d)_block(\d+)")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _golden(path: Path) -> dict:
     return torch.load(path, weights_only=True)
 

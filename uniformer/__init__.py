@@ -3,6 +3,7 @@
 Importing the package registers the released UniFormer and TimeSformer checkpoints in timm's registry
 (``@register_model`` functions in ``uniformer/models/uniformer.py`` and ``timesformer.py``).
 """
+import uniformer.models  # noqa: F401  (registers the model files' timm constructors)
 from uniformer.errors import (
     CheckpointError,
     UniformerLabError,
@@ -10,7 +11,6 @@ from uniformer.errors import (
     VideoError,
     WeightsUnavailableError,
 )
-import uniformer.models  # noqa: E402,F401  (registers the model files' timm constructors)
 
 __version__ = "0.1.0"
 

@@ -147,11 +147,11 @@ class LayoutSummary:
 def plan_runs(layouts: Sequence[str], seeds: Sequence[int], out: Path,
               uniformer_config: Path, timesformer_config: Path) -> list[RunSpec]:
     """Seed-major order: every layout once before any layout twice."""
-    bad = [l for l in layouts if l != "TS" and (len(l) != 4 or set(l) - {"L", "G"})]
+    bad = [x for x in layouts if x != "TS" and (len(x) != 4 or set(x) - {"L", "G"})]
     if bad:
         raise AblationError(f"Layout {bad[0]!r} is not four letters of L/G (or TS).")
-    return [RunSpec(l, s, timesformer_config if l == "TS" else uniformer_config, out / f"{l}_s{s}")
-            for s in seeds for l in layouts]
+    return [RunSpec(layout, s, timesformer_config if layout == "TS" else uniformer_config, out / f"{layout}_s{s}")
+            for s in seeds for layout in layouts]
 
 
 def summarise(rows: Sequence[RunResult]) -> list[LayoutSummary]:
@@ -159,7 +159,7 @@ def summarise(rows: Sequence[RunResult]) -> list[LayoutSummary]:
     by_layout: dict[str, list[RunResult]] = {}
     for r in rows:
         by_layout.setdefault(r.layout, []).append(r)
-    order = [l for l in LAYOUTS if l in by_layout] + sorted(set(by_layout) - set(LAYOUTS))
+    order = [x for x in LAYOUTS if x in by_layout] + sorted(set(by_layout) - set(LAYOUTS))
     out = []
     for layout in order:
         rs = by_layout[layout]
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = _parse_args(argv)
     try:
         seeds = [int(s) for s in a.seeds.split(",") if s.strip()]
-        specs = plan_runs([l.strip() for l in a.layouts.split(",") if l.strip()], seeds, Path(a.out),
+        specs = plan_runs([x.strip() for x in a.layouts.split(",") if x.strip()], seeds, Path(a.out),
                           Path(a.uniformer_config), Path(a.timesformer_config))
         data, heldout = Path(a.data), Path(a.heldout)
         overrides = [f"data.root={json.dumps(str(data))}", f"data.train_list={json.dumps(str(data / 'train.txt'))}",

@@ -11,7 +11,6 @@ Both the training run's validation and final test (``uniformer.train``) and the 
 """
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any

@@ -37,7 +37,7 @@ import difflib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,6 +48,8 @@ from torch import nn
 from uniformer import assets
 from uniformer.data.sampling import TestProtocol
 from uniformer.errors import UniformerLabError, UnknownModelError, WeightsUnavailableError
+from uniformer.models import timesformer as timesformer_arch
+from uniformer.models import uniformer as uniformer_arch
 from uniformer.models.checkpoint import (
     apply_filter,
     head_fits,
@@ -55,8 +57,6 @@ from uniformer.models.checkpoint import (
     read_checkpoint,
     unwrap_state_dict,
 )
-from uniformer.models import timesformer as timesformer_arch
-from uniformer.models import uniformer as uniformer_arch
 from uniformer.models.family import get_family
 from uniformer.models.registry import MEAN, STD, video_cfg
 from uniformer.models.uniformer import UNIFORMER_HUB, UNIFORMER_ORIGIN
@@ -192,7 +192,7 @@ class ZooEntry:
         return "\n".join(lines)
 
 
-ZOO: "OrderedDict[str, ZooEntry]" = OrderedDict()
+ZOO: OrderedDict[str, ZooEntry] = OrderedDict()
 
 
 # ================================================================= published results
@@ -423,7 +423,7 @@ def list_models(family: str | None = None, dataset: str | None = None) -> list[s
     ]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _read_labels(filename: str) -> tuple[str, ...]:
     path = LABELS_DIR / filename
     try:

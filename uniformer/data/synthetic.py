@@ -40,11 +40,11 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -130,7 +130,7 @@ class ClipMeta:
             out[key] = np.round(getattr(self, key).astype(np.float64), 4).tolist()
         return out
 
-    def reversed(self, label: int, class_name: str) -> "ClipMeta":
+    def reversed(self, label: int, class_name: str) -> ClipMeta:
         """The metadata of the same clip played backwards."""
         return ClipMeta(label, class_name, self.shape, self.track[:, ::-1].copy(),
                         self.center[:, ::-1].copy(), self.radius[:, ::-1].copy(),

@@ -14,7 +14,7 @@ to the blue channel — matching TimeSformer's SSv2 loader, which normalised Ope
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import bisect
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -222,7 +223,7 @@ class VideoReader:
             return {"width": width, "height": height, "fps": fps, "duration": duration,
                     "codec": _CODEC_ALIASES.get(codec, codec), "container": fmt}
 
-    def _packet_index(self) -> "_PacketIndex":
+    def _packet_index(self) -> _PacketIndex:
         if self._index is None:
             self._index = _PacketIndex.build(self)
         return self._index
@@ -423,7 +424,7 @@ class VideoReader:
     def close(self) -> None:
         self._vr = None
 
-    def __enter__(self) -> "VideoReader":
+    def __enter__(self) -> VideoReader:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -449,7 +450,7 @@ class _PacketIndex:
         return self.sorted_pts is not None and self.keyframes is not None and len(self.keyframes) > 0
 
     @classmethod
-    def build(cls, reader: VideoReader) -> "_PacketIndex":
+    def build(cls, reader: VideoReader) -> _PacketIndex:
         import av
 
         pts: list[int | None] = []
@@ -525,12 +526,12 @@ class Clips:
     """Decoded frames for every temporal clip of a protocol, plus how they were chosen."""
 
     frames: list[np.ndarray]   # one (T, H, W, 3) uint8 array per temporal clip
-    plan: "SamplingPlan"
+    plan: SamplingPlan
     info: VideoInfo
     backend: str
 
 
-def read_clips(path: str | os.PathLike, protocol: "TestProtocol", **kw) -> Clips:
+def read_clips(path: str | os.PathLike, protocol: TestProtocol, **kw) -> Clips:
     """Sample a protocol's clips and decode each needed frame once.
 
     If decoding reveals fewer frames than the container promised (truncated file), the clips

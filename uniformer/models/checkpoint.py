@@ -115,7 +115,7 @@ def read_checkpoint(path: PathLike) -> Any:
         obj, substituted = restricted_torch_load(p)
     except RuntimeError as err:
         raise _zip_error(p, err) from err
-    except Exception as err:  # any other failure means the pickle itself is broken
+    except Exception:  # any other failure means the pickle itself is broken
         raise CheckpointError(
             f"Checkpoint file {p} is not a readable PyTorch checkpoint (truncated, corrupt or not a checkpoint)."
         ) from first_error
@@ -215,7 +215,7 @@ class OpaqueObject(dict):
 
     _opaque_global = "?"
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> "OpaqueObject":
+    def __new__(cls, *args: Any, **kwargs: Any) -> OpaqueObject:
         # Set up here, not in __init__: pickle's NEWOBJ calls only __new__.
         self = dict.__new__(cls)
         object.__setattr__(self, "opaque_args", args)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +33,8 @@ from torch.utils.checkpoint import checkpoint
 
 from uniformer.assets import CHECKPOINTS_DIR
 from uniformer.errors import CheckpointError
-from uniformer.models.checkpoint import load_pretrained as _load_pretrained
 from uniformer.models.checkpoint import head_fits, unwrap_state_dict
+from uniformer.models.checkpoint import load_pretrained as _load_pretrained
 from uniformer.models.layers import Attention
 from uniformer.models.registry import build_video_model, video_cfg
 

@@ -50,8 +50,8 @@ from timm.layers import DropPath
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
-from uniformer.errors import ModelConfigError
 from uniformer.assets import CHECKPOINTS_DIR
+from uniformer.errors import ModelConfigError
 from uniformer.models.checkpoint import load_pretrained as _load_pretrained
 from uniformer.models.checkpoint import unwrap_state_dict
 from uniformer.models.layers import Attention
