@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("video", help="video file to analyse")
     p.add_argument("--model", required=True, help="zoo model name (see uniformer.zoo.list_models())")
     p.add_argument("--checkpoint", help="weights file; without it (and without --pretrained) weights are random")
-    p.add_argument("--pretrained", action="store_true", help="use the zoo's weights: bundled file, or the published ones (cache or download)")
+    p.add_argument("--pretrained", action="store_true",
+                   help="use the zoo's weights: bundled file, or the published ones (cache or download)")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--anchor", type=_parse_triple, help="anchor token 't,h,w' on the grid of the first anchor "
                    "layer (default: the centre token of the middle frame)")

@@ -282,7 +282,8 @@ def _kernel_rows(weight: Tensor, channels: Sequence[int] | None, max_channels: i
     return rows
 
 
-def kernels_mpl(weight: Tensor, channels: Sequence[int] | None = None, max_channels: int = 8, title: str = "") -> Figure:
+def kernels_mpl(weight: Tensor, channels: Sequence[int] | None = None, max_channels: int = 8,
+                title: str = "") -> Figure:
     """Small multiples of a depthwise kernel: rows = channels (largest |w| first by default),
     columns = temporal offset dt; the first row is the channel-mean |w|.
 
@@ -318,7 +319,8 @@ def kernels_mpl(weight: Tensor, channels: Sequence[int] | None = None, max_chann
     return fig
 
 
-def kernels_plotly(weight: Tensor, channels: Sequence[int] | None = None, max_channels: int = 8, title: str = "") -> go.Figure:
+def kernels_plotly(weight: Tensor, channels: Sequence[int] | None = None, max_channels: int = 8,
+                   title: str = "") -> go.Figure:
     """Plotly version of :func:`kernels_mpl`."""
     rows = _kernel_rows(weight, channels, max_channels)
     kt = next(iter(rows.values())).shape[0]

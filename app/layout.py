@@ -84,7 +84,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
 
     # ---------------------------------------------------------------- handlers bound to state
     def predict(video, models, views, checkpoint, checkpoint_model, progress=gr.Progress()):
-        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model, progress=progress)
+        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
+                                            progress=progress)
 
     def models():
         return tab_predict.models_endpoint(state)
@@ -157,15 +158,18 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         attn_model = gr.Dropdown(choices=choices, value=first, label="Model", elem_id="attn-model")
                         attn_view = gr.Radio(tab_attention.VIEWS, value=tab_attention.VIEW_ATTENTION, label="View",
                                              elem_id="attn-view")
-                        layer = ClampedSlider(0, max(n_layers - 1, 0), step=1, value=0, label=f"Layer (0–{n_layers - 1})",
+                        layer = ClampedSlider(0, max(n_layers - 1, 0), step=1, value=0,
+                                              label=f"Layer (0–{n_layers - 1})",
                                           elem_id="layer-slider")
                         head = gr.Dropdown([tab_attention.HEAD_AVERAGE], value=tab_attention.HEAD_AVERAGE,
                                            label="Head", allow_custom_value=True, elem_id="head-input")
                         picker = gr.Image(label="Anchor: click on the frame", interactive=False, height=240,
                                           elem_id="anchor-picker", buttons=[])
-                        frame = ClampedSlider(0, max(n_frames - 1, 0), step=1, value=n_frames // 2, label="Anchor frame",
+                        frame = ClampedSlider(0, max(n_frames - 1, 0), step=1, value=n_frames // 2,
+                                              label="Anchor frame",
                                           elem_id="anchor-frame")
-                        row = gr.Slider(0, 100, step=1, value=50, label="Anchor row (% of height)", elem_id="anchor-row")
+                        row = gr.Slider(0, 100, step=1, value=50, label="Anchor row (% of height)",
+                                        elem_id="anchor-row")
                         col = gr.Slider(0, 100, step=1, value=50, label="Anchor column (% of width)",
                                         elem_id="anchor-col")
                         attn_btn = gr.Button("Show", variant="primary", elem_id="attention-btn")

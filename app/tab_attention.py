@@ -243,7 +243,8 @@ def attention(
     elif view == VIEW_ROLLOUT:
         ro = _extra(cache, lm, "rollout", lambda: attr.attention_rollout(record))
         ov = views.Overlay(frames=frames, rows={"rollout from cls": ro.patches.numpy()}, frame_ids=shown,
-                           title=f"Attention rollout from the class token (cls keeps {ro.cls:.1%})", value_label="relevance")
+                           title=f"Attention rollout from the class token (cls keeps {ro.cls:.1%})",
+                           value_label="relevance")
         fig, what = _overlay_figure(ov), "Relevance of each input patch for the class token, through all blocks."
     elif view in (VIEW_CAM, VIEW_GRADCAM):
         fn = attr.class_activation_map if view == VIEW_CAM else attr.grad_cam

@@ -101,7 +101,8 @@ def efficiency(
     rows = [["published", p.model, p.variant, p.dataset, p.pretrain, p.frames, p.views, _r(p.gflops_per_view, 1),
              _r(p.gflops_total, 1), _r(p.params_m, 1), p.top1, None] for p in published]
     rows += [["measured here", m.name, m.name, m.dataset, "", None, m.views, _r(m.gflops_per_view), _r(m.gflops_total),
-              _r(m.params_m), m.top1, _r(lat, 4)] for m, lat in measured if ds is None or m.dataset.lower() == ds.lower()]
+              _r(m.params_m), m.top1, _r(lat, 4)]
+             for m, lat in measured if ds is None or m.dataset.lower() == ds.lower()]
     md = "\n".join(lines) + (
         "\n\nGFLOPs are multiply-adds per view, counted here on the architecture (weights do not matter); latency is "
         "the median forward time per view seen by this server (tick *measure latency* to time every loaded model "

@@ -136,7 +136,8 @@ def redundancy(
         per_model.append((lm, rows))
         timings.append(f"{lm.label}: {time.perf_counter() - t0:.2f} s{' (cached extraction)' if cached else ''}")
     all_rows = [r for _, rows in per_model for r in rows]
-    fig = redundancy_curve_plotly(all_rows, title="Attention redundancy per layer on this clip (dotted: uniform attention)")
+    fig = redundancy_curve_plotly(all_rows,
+                                  title="Attention redundancy per layer on this clip (dotted: uniform attention)")
     fig.update_layout(width=None, autosize=True, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     table = [
         [r.model, r.layer, r.kind, r.grid, _fmt(r.rel_depth, 2), _fmt(r.locality), _fmt(r.chance_locality),

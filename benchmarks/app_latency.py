@@ -40,7 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"
 
 
-def start_app(port: int, models: str | None, device: str, timeout: float = 600.0) -> tuple[subprocess.Popen, float, float | None, list[str]]:
+def start_app(port: int, models: str | None, device: str, timeout: float = 600.0
+              ) -> tuple[subprocess.Popen, float, float | None, list[str]]:
     """Spawn ``python app.py``; return (process, seconds until the page answers, the app's own
     printed start-up seconds, its output lines so far)."""
     cmd = [sys.executable, "app.py", "--port", str(port), "--device", device]

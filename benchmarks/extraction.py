@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(),
+           "cpu": platform.processor() or platform.machine()}
     rows = [measure(name, args.warmup, args.repeats) for name in args.models]
     print(f"CPU, batch 1, median of {args.repeats} after {args.warmup} warm-up; {env}")
     print(f"{'model':30s} {'input':>22s} {'normal s':>9s} {'extract s':>9s} {'x':>6s} {'maps MB':>8s}")

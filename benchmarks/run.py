@@ -151,7 +151,8 @@ def section_attention(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
 def section_precision(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     if not plan.device.startswith("cuda"):
         return {"skipped": "autocast precisions are measured on CUDA only; this run used the CPU"}
-    names = ("uniformer_s16",) if plan.quick else ("uniformer_s16", "uniformer_b16", "uniformer_b32", "timesformer_base")
+    names = ("uniformer_s16",) if plan.quick else ("uniformer_s16", "uniformer_b16", "uniformer_b32",
+                                                   "timesformer_base")
     rows = []
     for name in names:
         for batch in (1, 8):
@@ -225,7 +226,8 @@ def section_app(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
                     or [f"exit code {proc.returncode}"])[-1]
             return {"error": tail[:300]}
         result = json.loads(out.read_text())
-    shown = "python -m benchmarks.app_latency --device {} --repeats {}".format(plan.device, cmd[cmd.index("--repeats") + 1])
+    shown = "python -m benchmarks.app_latency --device {} --repeats {}".format(plan.device,
+                                                                               cmd[cmd.index("--repeats") + 1])
     try:
         from benchmarks.app_latency import markdown
 
@@ -320,7 +322,8 @@ def variants_table(rows: list[dict[str, Any]], extra: Callable[[str, dict], str]
 
 
 def decode_tables(sec: dict[str, Any]) -> list[str]:
-    out = ["| clip | size | frames | backend | ms, median (min–max) | frames decoded (PyAV) |", "|---|---|---:|---|---:|---:|"]
+    out = ["| clip | size | frames | backend | ms, median (min–max) | frames decoded (PyAV) |",
+           "|---|---|---:|---|---:|---:|"]
     for r in sec["results"]:
         dec = r["pyav_frames_decoded"] if r["pyav_frames_decoded"] is not None else "—"
         out.append(f"| {r['clip']} | {r['size']} | {r['frames']} | {r['backend']} ({r['used_backend']}) | "
@@ -359,7 +362,8 @@ def app_lines(sec: dict[str, Any]) -> list[str]:
         return [f"Not measured: {sec['skipped']}."]
     if "error" in sec:
         return [f"Failed: {sec['error']}"]
-    lines = [f"Command: `{sec['command']}`; load (1 min) {sec['loadavg_1min'][0]:.1f}→{sec['loadavg_1min'][1]:.1f}.", ""]
+    lines = [f"Command: `{sec['command']}`; load (1 min) {sec['loadavg_1min'][0]:.1f}→{sec['loadavg_1min'][1]:.1f}.",
+             ""]
     table = sec.get("markdown")
     return lines + (table.splitlines() if isinstance(table, str) else _json_block(sec["result"]))
 
@@ -385,7 +389,8 @@ def load_lines(sec: dict[str, Any]) -> list[str]:
         f"{_f(rss.get('settled'), '.0f')} |",
     ]
     if r.get("per_round"):
-        out += ["", "| round | ok | errors | p50 s | p99 s | RSS peak MB | RSS settled MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        out += ["", "| round | ok | errors | p50 s | p99 s | RSS peak MB | RSS settled MB |",
+                "|---:|---:|---:|---:|---:|---:|---:|"]
         for i, pr in enumerate(r["per_round"], 1):
             out.append(f"| {i} | {pr['ok']} | {pr['errors']} | {_f(pr['latency_s'].get('p50'))} | "
                        f"{_f(pr['latency_s'].get('p99'))} | {_f(pr.get('rss_peak_mb'), '.0f')} | "

@@ -63,7 +63,8 @@ def _containers(sd: OrderedDict) -> dict[str, object]:
         "plain": sd,
         "model": {"model": sd, "epoch": 3},
         "model_state_pyth": {"epoch": 1, "model_state": OrderedDict((f"model.{k}", v) for k, v in sd.items()),
-                             "optimizer_state": {"state": {}, "param_groups": []}, "cfg": "MODEL:\n  ARCH: uniformer\n"},
+                             "optimizer_state": {"state": {}, "param_groups": []},
+                             "cfg": "MODEL:\n  ARCH: uniformer\n"},
         "state_dict_module": {"state_dict": OrderedDict((f"module.{k}", v) for k, v in sd.items())},
         "module_container": {"module": sd},
         "backbone_prefix": OrderedDict((f"backbone.{k}", v) for k, v in sd.items()),
@@ -321,7 +322,8 @@ def test_other_size_is_named_in_the_error(fixtures_dir):
     assert "unexpected" in msg and one_sentence(msg)
     # and the manifest of S fits S exactly (so the check is not trivially failing)
     keys_s = json.loads((fixtures_dir / "uniformer_keys_small_k400.json").read_text())
-    assert len(match_state_dict(small, OrderedDict((k, torch.empty(s, device="meta")) for k, s in keys_s))) == len(keys_s)
+    meta_sd = OrderedDict((k, torch.empty(s, device="meta")) for k, s in keys_s)
+    assert len(match_state_dict(small, meta_sd)) == len(keys_s)
 
 
 def test_other_class_count_is_named_and_ignore_head_finetunes():

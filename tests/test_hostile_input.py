@@ -436,7 +436,8 @@ def test_a_pickle_of_code_alone_is_named_as_such(tmp_path):
     marker = _marker(tmp_path)
     path = tmp_path / "only_code.pth"
     torch.save(_System(marker), path)
-    with pytest.raises(CheckpointError, match="not a weights checkpoint: it holds no tensors, only pickled Python objects") as info:
+    with pytest.raises(CheckpointError,
+                       match="not a weights checkpoint: it holds no tensors, only pickled Python objects") as info:
         read_checkpoint(path)
     assert "system" in str(info.value) and "not run" in str(info.value)
     assert_one_sentence(info.value)
@@ -500,7 +501,8 @@ def test_huge_bogus_sizes_fail_fast_without_allocating(tmp_path):
     header = b'{"w":{"dtype":"F32","shape":[1000000000,1000000],"data_offsets":[0,4000000000000000]}}'
     for key in ("safetensors_huge_tensor", "safetensors_content_as_pth"):
         files[key].write_bytes(struct.pack("<Q", len(header)) + header + bytes(16))
-    files["pickle_header_garbage"].write_bytes(b"\x80\x02" + np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes())
+    garbage = np.random.default_rng(0).integers(0, 256, 4096, np.uint8).tobytes()
+    files["pickle_header_garbage"].write_bytes(b"\x80\x02" + garbage)
     for path in files.values():
         with pytest.raises(CheckpointError) as info:
             read_checkpoint(path)

@@ -28,7 +28,8 @@ def _id(case: dict, *keys: str) -> str:
 # ---------------------------------------------------------------------------------- UniFormer
 
 @pytest.mark.parametrize("case", UNI["kinetics"],
-                         ids=[_id(c, "video_frames", "num_frames", "sampling_rate", "num_clips") for c in UNI["kinetics"]])
+                         ids=[_id(c, "video_frames", "num_frames", "sampling_rate", "num_clips")
+                              for c in UNI["kinetics"]])
 def test_uniformer_dense_matches_reference(case):
     p = TestProtocol("uniformer_dense", case["num_frames"], case["sampling_rate"], num_clips=case["num_clips"])
     clips = sample_indices(p, case["video_frames"], fps=30.0)
@@ -36,7 +37,8 @@ def test_uniformer_dense_matches_reference(case):
     assert all(c.dtype == np.int64 for c in clips)
 
 
-@pytest.mark.parametrize("case", UNI["sth"], ids=[_id(c, "video_frames", "num_frames", "num_views") for c in UNI["sth"]])
+@pytest.mark.parametrize("case", UNI["sth"],
+                         ids=[_id(c, "video_frames", "num_frames", "num_views") for c in UNI["sth"]])
 def test_uniformer_segment_matches_reference(case):
     p = TestProtocol("uniformer_segment", case["num_frames"], num_clips=case["num_views"])
     clips = sample_indices(p, case["video_frames"], fps=12.0)
@@ -58,7 +60,8 @@ def test_uniformer_dense_does_not_depend_on_fps():
 KIN1 = TSF["kinetics_test_1clip"]["cases"]
 
 
-@pytest.mark.parametrize("case", KIN1, ids=[f"{c['config']}-fps{c['video_fps']}-n{c['video_num_frames']}" for c in KIN1])
+@pytest.mark.parametrize("case", KIN1,
+                         ids=[f"{c['config']}-fps{c['video_fps']}-n{c['video_num_frames']}" for c in KIN1])
 def test_timesformer_dense_one_clip_matches_reference(case):
     p = TestProtocol("timesformer_dense", case["num_frames"], case["sampling_rate"], target_fps=30)
     plan = plan_sampling(p, case["video_num_frames"], case["video_fps"])
@@ -101,7 +104,8 @@ def test_timesformer_segment_rounds_half_to_even():
 CROPS = TSF["spatial_test_3crop"]["cases"]
 
 
-@pytest.mark.parametrize("case", CROPS, ids=[f"{c['input_hw'][0]}x{c['input_hw'][1]}-{c['test_crop_size']}" for c in CROPS])
+@pytest.mark.parametrize("case", CROPS,
+                         ids=[f"{c['input_hw'][0]}x{c['input_hw'][1]}-{c['test_crop_size']}" for c in CROPS])
 def test_three_crop_geometry_matches_reference(case):
     size = case["test_crop_size"]
     h, w = case["input_hw"]

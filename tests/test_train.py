@@ -383,7 +383,8 @@ def test_every_shipped_config_parses():
         cfg = load_config(f)
         assert cfg.optim.epochs > 0 and cfg.data.num_frames > 0, f.name
     k400 = load_config(CONFIGS / "uniformer_small_k400_16x8.toml")
-    assert (k400.optim.opt, k400.optim.lr, k400.optim.lr_base_batch, k400.optim.weight_decay) == ("adamw", 1e-4, 32, 0.05)
+    optim = k400.optim
+    assert (optim.opt, optim.lr, optim.lr_base_batch, optim.weight_decay) == ("adamw", 1e-4, 32, 0.05)
     assert (k400.optim.epochs, k400.optim.warmup_epochs, k400.optim.clip_grad) == (110, 10.0, 20.0)
     assert (k400.aug.mixup, k400.aug.cutmix, k400.aug.label_smoothing) == (0.8, 1.0, 0.1)
     assert k400.data.test_views == "4x1"
@@ -524,7 +525,8 @@ def test_torchrun_two_processes_gloo_one_epoch_then_evaluate(tiny_videos, tmp_pa
     assert ev.returncode == 0, ev.stderr[-3000:]
     metrics = json.loads(ev.stdout)
     assert metrics["num_videos"] == 4
-    assert metrics["top1"] == pytest.approx(report["top1"]) and metrics["loss"] == pytest.approx(report["loss"], rel=1e-4)
+    assert metrics["top1"] == pytest.approx(report["top1"])
+    assert metrics["loss"] == pytest.approx(report["loss"], rel=1e-4)
 
     # resume with one process for a second epoch: continues at epoch 2, appends to the log
     resume = subprocess.run(

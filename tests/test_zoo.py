@@ -115,7 +115,8 @@ def test_protocols_follow_the_official_test_settings():
         assert e.input_size == (3, p.num_frames, p.crop_size, p.crop_size)
         if e.family == "uniformer" and e.dataset in ("K400", "K600"):
             t, r = map(int, e.name.rsplit("_", 1)[1].split("x"))
-            assert (p.sampler, p.num_frames, p.sampling_rate, p.num_clips, p.num_crops) == ("uniformer_dense", t, r, 4, 1)
+            got = (p.sampler, p.num_frames, p.sampling_rate, p.num_clips, p.num_crops)
+            assert got == ("uniformer_dense", t, r, 4, 1)
             assert p.short_side == 224 and "256" in e.card()
         elif e.family == "uniformer":
             assert (p.sampler, p.num_clips, p.num_crops, p.short_side) == ("uniformer_segment", 1, 3, 224)
@@ -155,7 +156,8 @@ def test_meta_device_builds_full_size_models_without_memory():
     model = zoo.create_model("uniformer_base_k400_32x4", device="meta")
     assert next(model.parameters()).is_meta and not model.training
     assert sum(p.numel() for p in model.parameters()) == 49_813_200  # reference README, 400 classes
-    assert model.zoo_entry.input_size == (3, 32, 224, 224) and model.pretrained_cfg["architecture"] == model.zoo_entry.name
+    assert model.zoo_entry.input_size == (3, 32, 224, 224)
+    assert model.pretrained_cfg["architecture"] == model.zoo_entry.name
 
 
 def test_unknown_name_suggests_close_matches():
@@ -296,7 +298,8 @@ def test_fetch_weights_finds_the_file_in_the_hf_cache(tmp_path, monkeypatch):
     sd = timm.create_model("uniformer_small_k400_16x8", **TINY_UNIFORMER).state_dict()
     buf = tmp_path / "src.pth"
     torch.save(sd, buf)
-    placed = fake_hf_cache(tmp_path / "hub", "Sense-X/uniformer_video", "uniformer_small_k400_16x8.pth", buf.read_bytes())
+    placed = fake_hf_cache(tmp_path / "hub", "Sense-X/uniformer_video", "uniformer_small_k400_16x8.pth",
+                           buf.read_bytes())
     found = zoo.fetch_weights("uniformer_small_k400_16x8", cache_dir=tmp_path / "hub")
     assert found.resolve() == placed.resolve()
     # create_model(pretrained=True) goes through the same lookup (default cache dir redirected)

@@ -226,7 +226,8 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def write_report(rows: Sequence[RunResult], report_dir: Path, meta: dict[str, Any] | None = None) -> list[LayoutSummary]:
+def write_report(rows: Sequence[RunResult], report_dir: Path,
+                 meta: dict[str, Any] | None = None) -> list[LayoutSummary]:
     """``ablation.csv``, ``ablation.json`` and ``ablation.png`` in ``report_dir``."""
     if not rows:
         raise AblationError("No finished run to report yet; run python -m uniformer.ablate first.")

@@ -461,7 +461,8 @@ def _hf_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
-def fetch_weights(name: str, *, local_files_only: bool | None = None, cache_dir: str | os.PathLike | None = None) -> Path:
+def fetch_weights(name: str, *, local_files_only: bool | None = None,
+                  cache_dir: str | os.PathLike | None = None) -> Path:
     """Path of the entry's weights file: bundled file, else the Hugging Face cache (downloading
     when allowed). ``local_files_only`` defaults to ``HF_HUB_OFFLINE``. Raises
     :class:`WeightsUnavailableError` with one sentence saying what to download and how to pass it.

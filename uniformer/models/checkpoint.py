@@ -172,7 +172,8 @@ def _sniff_foreign(head: bytes) -> str | None:
         return "a video file (MKV/WebM)"
     if head.startswith(b"RIFF") and head[8:12] == b"AVI ":
         return "a video file (AVI)"
-    if head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3")) or (head[:1] == b"\x47" and head[188:189] == b"\x47"):
+    mpeg_ps = head.startswith((b"\x00\x00\x01\xba", b"\x00\x00\x01\xb3"))
+    if mpeg_ps or (head[:1] == b"\x47" and head[188:189] == b"\x47"):
         return "a video file (MPEG)"
     if head.startswith((b"\x89PNG", b"\xff\xd8\xff", b"GIF8")):
         return "an image file"
