@@ -165,7 +165,8 @@ def extract(model: nn.Module, x: Tensor, layers: Sequence[str] | None = None) ->
     if layers is not None:
         unknown = sorted(set(layers) - {slot.name for slot in slots})
         if unknown:
-            raise AnalysisError(f"The model has no map named {', '.join(unknown)}; see analysis.attention.map_names(model).")
+            raise AnalysisError(f"The model has no map named {', '.join(unknown)}; see "
+                                "analysis.attention.map_names(model).")
         slots = [slot for slot in slots if slot.name in set(layers)]
 
     grids: dict[int, tuple[int, int, int]] = {}

@@ -197,7 +197,8 @@ def efficiency_plotly(
             text=[m.name for m in pts], textposition="bottom center", textfont=dict(size=9),
             customdata=[[m.params_m, m.published_gflops_per_view or float("nan")] for m in pts],
             hovertemplate=("%{text}<br>measured %{x:.1f} GFLOPs, %{customdata[0]:.2f} M params"
-                           "<br>published %{customdata[1]} GFLOPs/view; top-1 is the published one<extra>measured</extra>"),
+                           "<br>published %{customdata[1]} GFLOPs/view; top-1 is the published "
+                           "one<extra>measured</extra>"),
         ))
     fig.update_xaxes(type="log", title_text=_axis_title(per))
     fig.update_yaxes(title_text="top-1 accuracy (%)")

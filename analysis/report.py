@@ -247,7 +247,8 @@ def run_report(args: argparse.Namespace) -> Path:
     lines = [
         f"# Attention report: `{args.model}` on `{Path(args.video).name}`",
         "",
-        f"- weights: {weights or '**random initialisation** (no checkpoint): redundancy numbers describe an untrained model'}",
+        "- weights: " + (weights or "**random initialisation** (no checkpoint): redundancy numbers describe an "
+                         "untrained model"),
         f"- video: {info.width}×{info.height}, {info.num_frames} frames at {info.fps:.2f} fps; analysed clip = "
         f"frames {clip.frame_indices} ({entry.protocol.sampler}), centre crop {x.shape[-1]} px",
         f"- model input {tuple(x.shape)}; normal forward {t_fwd:.3f} s, extraction forward {t_ext:.3f} s "
@@ -270,7 +271,8 @@ def run_report(args: argparse.Namespace) -> Path:
         "",
         "## Cost",
         "",
-        "| model | views | measured GFLOPs/view | published GFLOPs/view | measured total | params (M) | published params (M) |",
+        "| model | views | measured GFLOPs/view | published GFLOPs/view | measured total | params (M) | published "
+        "params (M) |",
         "|---|---|---|---|---|---|---|",
         *[f"| {m.name} | {m.views} | {m.gflops_per_view:.2f} | {_fmt(m.published_gflops_per_view, 1)} | "
           f"{m.gflops_total:.1f} | {m.params_m:.2f} | {_fmt(m.published_params_m, 1)} |" for m in measured],

@@ -132,7 +132,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                                                allow_custom_value=True, elem_id="views-input",
                                                label="Views: clips × crops ('protocol' = as the checkpoint was tested)")
                         with gr.Accordion("Your own checkpoint (optional)", open=False):
-                            ckpt = gr.File(label="Checkpoint (.pth, .pyth, .pt, .safetensors; read safely, no code runs)",
+                            ckpt = gr.File(label="Checkpoint (.pth, .pyth, .pt, .safetensors; read safely, no code "
+                                                 "runs)",
                                            file_types=list(CHECKPOINT_SUFFIXES), type="filepath")
                             ckpt_arch = gr.Dropdown(choices=choices, value=None, label="Its architecture (zoo model)")
                         predict_btn = gr.Button("Predict", variant="primary", elem_id="predict-btn")
@@ -179,9 +180,9 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
 
             # ------------------------------------------------------------ redundancy
             with gr.Tab("Redundancy", id="redundancy", elem_id="tab-redundancy"):
-                gr.Markdown("Per-layer locality and attention distance of UniFormer and TimeSformer on the Predict tab's "
-                            "video: are shallow layers' global comparisons redundant (mostly local)? (the paper's "
-                            "Figure 1 claim)")
+                gr.Markdown("Per-layer locality and attention distance of UniFormer and TimeSformer on the "
+                            "Predict tab's video: are shallow layers' global comparisons redundant (mostly local)? "
+                            "(the paper's Figure 1 claim)")
                 with gr.Row():
                     red_uni = gr.Dropdown(choices=[c for c in choices if get_entry(c[1]).family == UNIFORMER.name],
                                           value=tab_redundancy.default_for_family(state, UNIFORMER.name),

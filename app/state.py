@@ -206,7 +206,8 @@ class LoadedModel:
 
     @property
     def label(self) -> str:
-        tag = " [random weights]" if self.weights.random else (" [uploaded]" if self.weights.source == "uploaded" else "")
+        uploaded = " [uploaded]" if self.weights.source == "uploaded" else ""
+        tag = " [random weights]" if self.weights.random else uploaded
         return f"{self.name}{tag}"
 
     def with_views(self, views: tuple[int, int] | None) -> Any:
@@ -277,7 +278,8 @@ class AppState:
             for n in names:
                 get_entry(n)  # unknown names fail at start-up, not on the first request
             return names
-        local = [e.name for e in ZOO.values() if e.kind == "local" and e.local_path is not None and e.local_path.is_file()]
+        local = [e.name for e in ZOO.values()
+                 if e.kind == "local" and e.local_path is not None and e.local_path.is_file()]
         return local or list(FALLBACK_MODELS)
 
     def resolve_weights(self, name: str, *, allow_download: bool | None = None) -> WeightsChoice:
@@ -336,7 +338,8 @@ class AppState:
                 predictor = Predictor(name, checkpoint=w.path, device=str(self.device))
             except (RuntimeError, ValueError, KeyError) as err:
                 if w.source == "uploaded":
-                    raise CheckpointError(f"The uploaded checkpoint does not fit {name} ({type(err).__name__}).") from err
+                    raise CheckpointError(
+                        f"The uploaded checkpoint does not fit {name} ({type(err).__name__}).") from err
                 raise
             if w.random:
                 predictor.weights = "random initialisation (no weights on disk)"

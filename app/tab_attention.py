@@ -92,7 +92,8 @@ def attention_map_bytes(name: str, input_shape: tuple[int, ...]) -> int:
     return _MAP_BYTES[key]
 
 
-def get_record(state: AppState, lm: LoadedModel, video: str, progress: Progress | None = None) -> tuple[dict[str, Any], bool]:
+def get_record(state: AppState, lm: LoadedModel, video: str,
+               progress: Progress | None = None) -> tuple[dict[str, Any], bool]:
     """The cached extraction of ``lm`` on the one-view clip of ``video``: a dict with the
     record (maps on CPU), the input ``x``, display frames and timings."""
     from analysis.attention import extract
@@ -149,7 +150,8 @@ def anchor_pixels(frame: Any, row_pct: Any, col_pct: Any, num_frames: int, size:
     return f, y, x
 
 
-def anchor_on_grid(frame: int, y: float, x: float, num_frames: int, size: int, grid: tuple[int, int, int]) -> tuple[int, int, int]:
+def anchor_on_grid(frame: int, y: float, x: float, num_frames: int, size: int,
+                   grid: tuple[int, int, int]) -> tuple[int, int, int]:
     T, H, W = grid
     return (min(frame * T // num_frames, T - 1), min(int(y * H / size), H - 1), min(int(x * W / size), W - 1))
 
@@ -232,7 +234,8 @@ def attention(
 
     if view == VIEW_ATTENTION:
         if info.kind == "local_affinity":
-            title = f"{lname}: learned 5×5×5 affinity ({'channel ' + str(h) if h is not None else 'strongest channels'})"
+            which = f"channel {h}" if h is not None else "strongest channels"
+            title = f"{lname}: learned 5×5×5 affinity ({which})"
             fig = views.kernels_plotly(record.maps[lname], channels=[h] if h is not None else None, title=title)
             what = "Kernel weights of each channel by temporal offset dt (rows: channels; first row: mean |w|)."
         else:
@@ -262,7 +265,8 @@ def attention(
         ov = views.Overlay(frames=frames, rows={a.method: heat.numpy()}, frame_ids=shown,
                            title=f"Occlusion for '{label}' (window {window[0]}×{window[1]}×{window[2]})",
                            value_label="logit drop")
-        fig, what = _overlay_figure(ov), "Drop of the predicted class's logit when each space-time window is greyed out."
+        fig = _overlay_figure(ov)
+        what = "Drop of the predicted class's logit when each space-time window is greyed out."
     else:
         raise UniformerLabError(f"Unknown view '{view}'; choose one of: {', '.join(VIEWS)}.")
 

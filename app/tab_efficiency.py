@@ -81,7 +81,8 @@ def efficiency(
         if n not in names:
             names.append(n)
     measured = []
-    lines = ["| model (loaded here) | views | GFLOPs/view measured | published | params (M) | latency (s/view) | device |",
+    lines = ["| model (loaded here) | views | GFLOPs/view measured | published | params (M) | latency (s/view) | "
+             "device |",
              "|---|---|---|---|---|---|---|"]
     for i, name in enumerate(names):
         progress(i / max(1, len(names)), desc=f"Counting FLOPs of {name}")

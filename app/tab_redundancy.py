@@ -60,7 +60,8 @@ def reading(per_model: Sequence[tuple[LoadedModel, Sequence[Any]]]) -> str:
         if not shallow_attn:  # local MHRA early (UniFormer's L stages)
             loc, chance = _mean([r.locality for r in shallow]), _mean([r.chance_locality for r in shallow])
             text = (f"- **{lm.label}**: its shallow layers are local by construction (a learned 5×5×5 affinity); "
-                    f"{loc:.0%} of the kernel weight sits in the central 3×3×3 (an even spread would give {chance:.0%}). ")
+                    f"{loc:.0%} of the kernel weight sits in the central 3×3×3 (an even spread would give "
+                    f"{chance:.0%}). ")
             if deep_attn:
                 deep_loc = _mean([r.locality for r in deep_attn])
                 deep_chance = _mean([r.chance_locality for r in deep_attn])

@@ -140,7 +140,8 @@ def markdown(res: dict[str, Any]) -> str:
         f"model {t['model_s']:.2f} on the server) | {res['predict_cold_s']:.2f} |",
         f"| upload → top-5, same file again (decoded clip cached; model {res['predict_warm_model_s']:.2f}) | "
         f"{res['predict_warm_s']:.2f} |",
-        f"| attention view, first (extraction forward, {res['attention_layers']} layers) | {res['attention_first_s']:.2f} |",
+        f"| attention view, first (extraction forward, {res['attention_layers']} layers) | "
+        f"{res['attention_first_s']:.2f} |",
         f"| attention view, moving the layer selector (cached extraction) | {res['attention_layer_move_s']:.2f} |",
     ]
     return "\n".join(lines)

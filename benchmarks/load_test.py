@@ -323,8 +323,8 @@ def run_load(url: str, *, clients: int, duration: float, clip: Path, model: str 
                           "after": per_round[-1]["rss_after_mb"] if per_round else None,
                           "settled": settled[-1] if settled else None,
                           "settled_per_round": settled,
-                          "growth_last_round": (settled[-1] - settled[-2]) if len(settled) > 1 and None not in settled[-2:]
-                          else None,
+                          "growth_last_round": (settled[-1] - settled[-2])
+                          if len(settled) > 1 and None not in settled[-2:] else None,
                           "samples": [(round(t, 1), round(r, 1)) for t, r in sampler.samples[::4]]},
         "loadavg": [round(v, 2) for v in os.getloadavg()],
         "finished": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
@@ -345,7 +345,8 @@ def markdown(r: dict[str, Any]) -> str:
         "",
         "| ok | errors | req/s | p50 s | p90 s | p99 s | max s | server RSS MB before / peak / after / settled |",
         "|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| {r['ok']} | {r['errors']} | {f(r['throughput_rps'])} | {f(lat['p50'])} | {f(lat['p90'])} | {f(lat['p99'])} | "
+        f"| {r['ok']} | {r['errors']} | {f(r['throughput_rps'])} | {f(lat['p50'])} | {f(lat['p90'])} | "
+        f"{f(lat['p99'])} | "
         f"{f(lat['max'])} | {f(rss['before'], '.0f')} / {f(rss['peak'], '.0f')} / {f(rss['after'], '.0f')} / "
         f"{f(rss['settled'], '.0f')} |",
     ] + (["", "Settled server RSS after each round (MB): "

@@ -74,7 +74,9 @@ def _git_commit() -> str | None:
                              text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True,
                                timeout=10)
-        return out.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "") if out.returncode == 0 else None
+        if out.returncode != 0:
+            return None
+        return out.stdout.strip() + ("+uncommitted changes" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
 
@@ -288,8 +290,10 @@ def models_table(sec: dict[str, Any]) -> list[str]:
         inp = f"{shape[2]}×{shape[3]}" if shape else "—"
         name = row["model"] + (" (bundled)" if row["bundled"] else "")
         out.append(
-            f"| {name} | {inp} | {_f(fl.get('params_m'))} | {_f(fl.get('gflops'))} | {_f(fl.get('published_gflops'))} | "
-            f"{_f(fl.get('diff_pct'), '+.2f')} | {_ms(s1) if s1 else _err(b1)} | {_f(s1 and s1['throughput_clips_s'], '.2f')} | "
+            f"| {name} | {inp} | {_f(fl.get('params_m'))} | {_f(fl.get('gflops'))} | "
+            f"{_f(fl.get('published_gflops'))} | "
+            f"{_f(fl.get('diff_pct'), '+.2f')} | {_ms(s1) if s1 else _err(b1)} | "
+            f"{_f(s1 and s1['throughput_clips_s'], '.2f')} | "
             f"{_f(b1 and b1.get('peak_rss_mb'), '.0f')} | "
             f"{(_ms(s8) if s8 else (_err(b8) if b8 else 'not run'))} | {_f(s8 and s8['throughput_clips_s'], '.2f')} | "
             f"{_f(b8 and b8.get('peak_rss_mb'), '.0f')} | {_load_of(b1)} / {_load_of(b8)} |")
@@ -298,7 +302,8 @@ def models_table(sec: dict[str, Any]) -> list[str]:
 
 def variants_table(rows: list[dict[str, Any]], extra: Callable[[str, dict], str] | None = None,
                    extra_header: str = "") -> list[str]:
-    head = "| model | batch | variant | ms, median (min–max) | first call ms | speed-up vs base | peak RSS MB (process) | load (1 min) |"
+    head = ("| model | batch | variant | ms, median (min–max) | first call ms | speed-up vs base "
+            "| peak RSS MB (process) | load (1 min) |")
     sep = "|---|---:|---|---:|---:|---:|---:|---|"
     if extra:
         head += f" {extra_header} |"
@@ -327,12 +332,14 @@ def decode_tables(sec: dict[str, Any]) -> list[str]:
     for r in sec["results"]:
         dec = r["pyav_frames_decoded"] if r["pyav_frames_decoded"] is not None else "—"
         out.append(f"| {r['clip']} | {r['size']} | {r['frames']} | {r['backend']} ({r['used_backend']}) | "
-                   f"{1000 * r['median_s']:.0f} ({1000 * r['min_s']:.0f}–{1000 * r.get('max_s', r['min_s']):.0f}) | {dec} |")
+                   f"{1000 * r['median_s']:.0f} ({1000 * r['min_s']:.0f}–{1000 * r.get('max_s', r['min_s']):.0f}) | "
+                   f"{dec} |")
     if sec.get("needed_vs_all"):
         out += ["", "| clip | every frame decoded + converted, ms | only the 16 needed (reader), ms | speed-up |",
                 "|---|---:|---:|---:|"]
         for c in sec["needed_vs_all"]:
-            out.append(f"| {c['clip']} | {1000 * c['all_frames_median_s']:.0f} | {1000 * c['needed_only_median_s']:.0f} | "
+            out.append(f"| {c['clip']} | {1000 * c['all_frames_median_s']:.0f} | "
+                       f"{1000 * c['needed_only_median_s']:.0f} | "
                        f"{c['speedup']:.1f}× |")
     return out
 
@@ -376,17 +383,19 @@ def load_lines(sec: dict[str, Any]) -> list[str]:
     rss = r.get("server_rss_mb", {})
     rounds = r.get("rounds", 1)
     out = [
-        f"`{r.get('command', 'python -m benchmarks.load_test')}` — {r.get('clients')} concurrent `gradio_client` users, "
+        f"`{r.get('command', 'python -m benchmarks.load_test')}` — {r.get('clients')} concurrent `gradio_client` "
+        "users, "
         f"{rounds} round(s) of {r.get('duration_s'):.0f} s, against `python app.py` on {r.get('url')} "
         f"({r.get('endpoint')}, model `{r.get('model')}`, views {r.get('views')}, "
         f"{'a new upload of the clip per request' if r.get('unique_uploads') else 'the same file each time'}); "
         f"finished {r.get('finished', '?')}, load average at the end {r.get('loadavg', ['?'])[0]}.",
         "",
-        "| requests ok | errors | req/s | p50 s | p90 s | p99 s | max s | server RSS MB: after warm-up / peak / last round settled |",
+        "| requests ok | errors | req/s | p50 s | p90 s | p99 s | max s | server RSS MB: after warm-up / peak / last "
+        "round settled |",
         "|---:|---:|---:|---:|---:|---:|---:|---|",
-        f"| {r.get('ok')} | {r.get('errors')} | {_f(r.get('throughput_rps'))} | {_f(lat.get('p50'))} | {_f(lat.get('p90'))} | "
-        f"{_f(lat.get('p99'))} | {_f(lat.get('max'))} | {_f(rss.get('before'), '.0f')} / {_f(rss.get('peak'), '.0f')} / "
-        f"{_f(rss.get('settled'), '.0f')} |",
+        f"| {r.get('ok')} | {r.get('errors')} | {_f(r.get('throughput_rps'))} | {_f(lat.get('p50'))} | "
+        f"{_f(lat.get('p90'))} | {_f(lat.get('p99'))} | {_f(lat.get('max'))} | "
+        f"{_f(rss.get('before'), '.0f')} / {_f(rss.get('peak'), '.0f')} / {_f(rss.get('settled'), '.0f')} |",
     ]
     if r.get("per_round"):
         out += ["", "| round | ok | errors | p50 s | p99 s | RSS peak MB | RSS settled MB |",
@@ -398,7 +407,8 @@ def load_lines(sec: dict[str, Any]) -> list[str]:
     out += [f"- error: {e}" for e in r.get("error_samples", [])]
     if sec.get("compare"):
         out += ["", "Same test, other server configurations:", "",
-                "| configuration | file | ok | errors | p50 s | p99 s | RSS after warm-up MB | settled after each round MB |",
+                "| configuration | file | ok | errors | p50 s | p99 s | RSS after warm-up MB | settled after each "
+                "round MB |",
                 "|---|---|---:|---:|---:|---:|---:|---|"]
         for name, o in [(sec["file"], r), *sec["compare"].items()]:
             settled = o.get("server_rss_mb", {}).get("settled_per_round") or []
@@ -443,7 +453,8 @@ def recommendations(report: dict[str, Any]) -> list[str]:
             c = r["variants"].get("compile", {})
             gain = c.get("speedup_vs_base") or 0
             verdict = ("worth it for a long-running server" if gain >= 1.2 else
-                       "a small gain, paid for with compilation per input shape" if gain >= 1.05 else "not worth it here")
+                       "a small gain, paid for with compilation per input shape" if gain >= 1.05 else
+                       "not worth it here")
             out.append(f"- `compile`: {_f(c.get('speedup_vs_base'))}× after a first call of "
                        f"{c.get('first_call_ms', 0) / 1000:.0f} s (compilation) → {verdict}.")
     return out
@@ -506,7 +517,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> str:
     L = ["# Benchmarks", "",
          f"Generated by `{m['command']}` on {m['date']} in {m['wall_s'] / 60:.1f} min.", "",
          f"Machine: {m['cpu']} — {m['cpu_count']} CPU cores, torch {m['torch']} ({m['threads']} threads), "
-         f"Python {m['python']}, {m['platform']}; device `{m['device']}`{', ' + m['cuda_device'] if m.get('cuda_device') else ''}; "
+         f"Python {m['python']}, {m['platform']}; device "
+         f"`{m['device']}`{', ' + m['cuda_device'] if m.get('cuda_device') else ''}; "
          f"commit {m.get('commit') or '?'}.",
          f"Load average (1 min) at start {m['loadavg_start'][0]:.2f}, at end {m['loadavg_end'][0]:.2f}, highest "
          f"before a case {_max_case_load(report):.2f}; each case itself runs {m['threads']} threads, so a load "
@@ -548,7 +560,8 @@ def readme_section(report: dict[str, Any]) -> str:
     L = [README_START, "## Performance", "",
          f"Measured with `{m['command']}` on {m['cpu_count']} CPU cores ({m['cpu']}), torch {m['torch']}, "
          f"{m['date'][:10]}; load average {m['loadavg_start'][0]:.1f} at start"
-         + (" — a shared, busy machine, so absolute times are pessimistic" if _max_case_load(report) > m["cpu_count"] + 1 else "")
+         + (" — a shared, busy machine, so absolute times are pessimistic"
+            if _max_case_load(report) > m["cpu_count"] + 1 else "")
          + ". Full report: [docs/BENCHMARKS.md](docs/BENCHMARKS.md).", ""]
     if "models" in s:
         L += ["| model | input | params (M) | GFLOPs (published) | batch 1 latency, ms | batch 8 clips/s |",
@@ -567,7 +580,8 @@ def readme_section(report: dict[str, Any]) -> str:
            if "error" not in row["result"] and "capture" in row["result"]["variants"]]
     if att:
         bullets.append("attention capture (maps kept, for the analysis views) vs the fused SDPA forward, batch 1: "
-                       + ", ".join(f"{m} {1 / c['speedup_vs_base']:.2f}× the time and {c.get('attention_maps_mb', 0):.0f} MB "
+                       + ", ".join(f"{m} {1 / c['speedup_vs_base']:.2f}× the time and "
+                                   f"{c.get('attention_maps_mb', 0):.0f} MB "
                                    "of maps" for m, c in att))
     rec = recommendations(report)
     if rec:
@@ -597,7 +611,8 @@ def readme_section(report: dict[str, Any]) -> str:
     L += [f"- {b}" for b in bullets]
     L += ["", "Reproduce: `python -m benchmarks.run` (about 20 min on 2 cores; `--quick` for a few minutes, "
               "`--device cuda` adds autocast precisions); the load test: "
-              "`python -m benchmarks.load_test --start --clients 8 --duration 120 --rounds 3 --out docs/load_test.json`.", README_END]
+              "`python -m benchmarks.load_test --start --clients 8 --duration 120 --rounds 3 --out "
+              "docs/load_test.json`.", README_END]
     return "\n".join(L)
 
 

@@ -207,7 +207,8 @@ def markdown(results: dict[str, Any]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results["steps"]:
         if "error" in r:
-            lines.append(f"| {r['config']} | {r['amp']} | {r['grad_checkpointing']} | | error: {r['error']} | | | | | |")
+            lines.append(f"| {r['config']} | {r['amp']} | {r['grad_checkpointing']} | | error: {r['error']} "
+                         "| | | | | |")
             continue
         s = r["step_ms"]
         mem = r.get("cuda_peak_mb", r.get("peak_rss_mb"))

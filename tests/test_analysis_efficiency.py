@@ -14,7 +14,8 @@ from analysis.efficiency import (
     num_views,
 )
 
-HEADER = "model,variant,pretrain,dataset,frames,input_size,gflops_per_view,views,top1,top5,params_m,source,gflops_total,sampling_stride,note\n"
+HEADER = ("model,variant,pretrain,dataset,frames,input_size,gflops_per_view,views,top1,top5,params_m,source,"
+          "gflops_total,sampling_stride,note\n")
 
 
 def test_num_views():

@@ -289,7 +289,8 @@ def test_trained_layout_is_rebuilt_by_the_evaluator(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["num_videos"] == 2
     # the same weights forced into the default layout: one sentence naming the layouts, no traceback
     (tmp_path / "llgg.toml").write_text(
-        '[model]\nfamily = "uniformer"\nkwargs = { depth = [1, 1, 1, 1], embed_dim = [16, 32, 48, 64], head_dim = 16 }\n')
+        '[model]\nfamily = "uniformer"\nkwargs = '
+        '{ depth = [1, 1, 1, 1], embed_dim = [16, 32, 48, 64], head_dim = 16 }\n')
     assert evaluate_main(["--model", str(tmp_path / "llgg.toml"), "--checkpoint", str(out / "best.pt"), "--data",
                           str(data / "val.txt"), "--root", str(data), "--json", "--workers", "0"]) == 2
     err = capsys.readouterr().err

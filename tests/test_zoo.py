@@ -124,7 +124,8 @@ def test_protocols_follow_the_official_test_settings():
             assert p.sampler == "timesformer_segment" and p.bgr and (p.num_clips, p.num_crops) == (1, 3)
         else:
             assert p.sampler == "timesformer_dense" and not p.bgr and (p.num_clips, p.num_crops) == (1, 3)
-    hr, large = zoo.get_entry("timesformer_hr_k600_16x16").protocol, zoo.get_entry("timesformer_large_k400_96x4").protocol
+    hr = zoo.get_entry("timesformer_hr_k600_16x16").protocol
+    large = zoo.get_entry("timesformer_large_k400_96x4").protocol
     assert (hr.num_frames, hr.sampling_rate, hr.short_side, hr.crop_size) == (16, 16, 448, 448)
     assert (large.num_frames, large.sampling_rate, large.crop_size) == (96, 4, 224)
     assert zoo.get_entry("timesformer_base_k400_8x32").protocol.sampling_rate == 32
@@ -145,7 +146,8 @@ def test_published_numbers_come_from_the_csv():
                  and r["source"] in pub.source]
         assert match, f"{e.name}: top-1 {pub.top1} not found in the CSV"
     # the released B 32x4 K600 checkpoint is the README's multi-node retrain, not the paper's number
-    readme = [r for r in rows if r["variant"] == "UniFormer-B 32x4" and r["dataset"] == "K600" and "README" in r["source"]]
+    readme = [r for r in rows
+              if r["variant"] == "UniFormer-B 32x4" and r["dataset"] == "K600" and "README" in r["source"]]
     b32 = zoo.get_entry("uniformer_base_k600_32x4").published
     assert readme and b32.top1 == float(readme[0]["top1"]) and "README" in b32.source
     s16 = zoo.get_entry("uniformer_small_k400_16x8").published

@@ -15,8 +15,8 @@ with two additions registered through its ``custom_mapping``: the norm operators
 fvcore's per-element cost, so the single halving at the end lands on fvcore's number) and the
 CPU fused attention op ``_scaled_dot_product_flash_attention_for_cpu``, which the stock
 registry leaves uncounted (on meta tensors SDPA takes the math path, whose two ``bmm`` are
-counted; the CUDA fused kernels are in the stock registry). Nothing is computed for real: the forward runs on the ``meta``
-device (parameters are swapped for meta tensors with ``functional_call``, the model itself is
+counted; the CUDA fused kernels are in the stock registry). Nothing is computed for real: the forward runs
+on the ``meta`` device (parameters are swapped for meta tensors with ``functional_call``, the model itself is
 untouched), falling back to ``FakeTensorMode`` for models that create CPU tensors inside
 forward. Even TimeSformer-L (96×224, 2.4 TMACs) counts in about a second.
 

@@ -429,7 +429,8 @@ def _read_labels(filename: str) -> tuple[str, ...]:
     try:
         names = path.read_text(encoding="utf-8").splitlines()
     except OSError as err:
-        raise UniformerLabError(f"The label list {path} is missing; restore assets/labels/ from the repository.") from err
+        raise UniformerLabError(
+            f"The label list {path} is missing; restore assets/labels/ from the repository.") from err
     return tuple(n for n in names if n.strip())
 
 

@@ -149,7 +149,8 @@ def _read_safetensors(p: Path) -> dict[str, torch.Tensor]:
     try:
         from safetensors.torch import load_file
     except ImportError as err:  # pragma: no cover - safetensors is a hard dependency
-        raise CheckpointError("Reading .safetensors files needs the 'safetensors' package (pip install safetensors).") from err
+        raise CheckpointError(
+            "Reading .safetensors files needs the 'safetensors' package (pip install safetensors).") from err
     try:
         return load_file(str(p), device="cpu")
     except Exception as err:  # SafetensorError, OSError, ValueError: all mean "bad file"
@@ -198,7 +199,8 @@ def _sniff_foreign(head: bytes) -> str | None:
 def _zip_error(p: Path, err: RuntimeError) -> CheckpointError:
     msg = str(err)
     if "central directory" in msg or "corrupt" in msg or "invalid header" in msg or "failed reading" in msg:
-        return CheckpointError(f"Checkpoint file {p} is truncated or corrupt (incomplete zip archive); download or save it again.")
+        return CheckpointError(f"Checkpoint file {p} is truncated or corrupt (incomplete zip archive); download or "
+                               "save it again.")
     if "not in a subdirectory" in msg or "data.pkl" in msg:
         return CheckpointError(f"{p} is a zip archive but not a PyTorch checkpoint.")
     return CheckpointError(f"Checkpoint file {p} cannot be loaded by PyTorch ({msg.splitlines()[0][:160]}).")
@@ -341,7 +343,8 @@ def unwrap_state_dict(obj: Any, *, use_ema: bool = False) -> dict[str, torch.Ten
     """
     if not isinstance(obj, Mapping):
         raise CheckpointError(
-            f"The checkpoint holds a {type(obj).__name__}, not a state dict (a mapping from parameter names to tensors)."
+            f"The checkpoint holds a {type(obj).__name__}, not a state dict (a mapping from parameter names to "
+            "tensors)."
         )
     keys_seen = list(obj.keys())[:_MAX_LISTED]
     for _ in range(4):
@@ -477,16 +480,19 @@ def _hint(model_sd: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor], 
             return f"its stage depths are {d_ckpt} ({size}) but the model's are {d_model}"
         l_model, l_ckpt = uniformer_layout(model_sd), uniformer_layout(sd)
         if l_model != l_ckpt and "?" not in l_ckpt:
-            return f"its stage layout is {l_ckpt} but the model's is {l_model}, so build the model with layout={l_ckpt!r}"
+            return (f"its stage layout is {l_ckpt} but the model's is {l_model}, "
+                    f"so build the model with layout={l_ckpt!r}")
     if model_family == "timesformer":
         d_model, d_ckpt = _timesformer_depth(model_sd), _timesformer_depth(sd)
         if d_model != d_ckpt:
             return f"it has {d_ckpt} blocks but the model has {d_model}"
         clauses = []
         if "time_embed" in mismatched:
-            clauses.append(f"it was trained on {sd['time_embed'].shape[1]} frames (model: {model_sd['time_embed'].shape[1]})")
+            clauses.append(f"it was trained on {sd['time_embed'].shape[1]} frames (model: "
+                           f"{model_sd['time_embed'].shape[1]})")
         if "pos_embed" in mismatched:
-            clauses.append(f"its pos_embed has {sd['pos_embed'].shape[1]} tokens (model: {model_sd['pos_embed'].shape[1]}, "
+            clauses.append(f"its pos_embed has {sd['pos_embed'].shape[1]} tokens (model: "
+                           f"{model_sd['pos_embed'].shape[1]}, "
                            "i.e. another image size such as 448 px for TimeSformer-HR)")
         if clauses:
             return " and ".join(clauses) + ", so choose the matching zoo entry"
@@ -592,7 +598,8 @@ def load_checkpoint(
     try:
         model.load_state_dict(matched, strict=True)
     except RuntimeError as err:  # shapes were checked, so this is a dtype/device problem
-        raise CheckpointError(f"Copying the checkpoint into {_model_title(model)} failed ({str(err).splitlines()[0]}).") from err
+        first = str(err).splitlines()[0]
+        raise CheckpointError(f"Copying the checkpoint into {_model_title(model)} failed ({first}).") from err
     return model
 
 

@@ -43,7 +43,8 @@ def import_callable(spec: str) -> Any:
     """``package.module:attr.path`` -> the object (a user-supplied model or dataset factory)."""
     module_name, _, attr = spec.partition(":")
     if not attr:
-        raise ConfigError(f"model.family {spec!r} must be one of {', '.join(map(repr, FAMILIES))} or 'package.module:callable'.")
+        raise ConfigError(f"model.family {spec!r} must be one of {', '.join(map(repr, FAMILIES))} or "
+                          "'package.module:callable'.")
     try:
         obj = importlib.import_module(module_name)
         for part in attr.split("."):
@@ -99,7 +100,8 @@ def build_model(mcfg: ModelConfig, num_classes: int) -> nn.Module:
         load_imagenet_vit(model, _read_state(path))
     if mcfg.grad_checkpointing:
         if not hasattr(model, "set_grad_checkpointing"):
-            raise ConfigError(f"{type(model).__name__} has no set_grad_checkpointing(); turn model.grad_checkpointing off.")
+            raise ConfigError(f"{type(model).__name__} has no set_grad_checkpointing(); turn model.grad_checkpointing "
+                              "off.")
         model.set_grad_checkpointing(True)
     return model
 
@@ -189,7 +191,8 @@ def dataset_classes(dataset: Dataset, dcfg: DataConfig, num_classes: int = 0) ->
         return read_classes(dcfg.classes)
     n = num_classes or int(getattr(dataset, "num_classes", 0))
     if not n:
-        raise ConfigError("Set data.classes (a label file) or model.num_classes: the dataset does not name its classes.")
+        raise ConfigError(
+            "Set data.classes (a label file) or model.num_classes: the dataset does not name its classes.")
     return [f"class_{i}" for i in range(n)]
 
 

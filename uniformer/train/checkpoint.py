@@ -65,7 +65,8 @@ def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     except Exception as err:
         raise CheckpointError(f"The checkpoint file {p} cannot be read safely: {err}.") from err
     if not isinstance(state, Mapping) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{p} is not a training checkpoint written by uniformer.train; use model.init=checkpoint:{p} to fine-tune from it.")
+        raise CheckpointError(f"{p} is not a training checkpoint written by uniformer.train; use "
+                              f"model.init=checkpoint:{p} to fine-tune from it.")
     return dict(state)
 
 

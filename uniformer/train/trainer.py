@@ -143,7 +143,8 @@ class Trainer:
             warnings.warn(f"Non-finite loss at step {self.global_step}; the step was skipped.", stacklevel=2)
             if self.skipped_steps > self.cfg.run.max_skipped_steps:
                 raise UniformerLabError(
-                    f"Training stopped after {self.skipped_steps} non-finite losses; lower optim.lr or turn off run.amp."
+                    f"Training stopped after {self.skipped_steps} non-finite losses; lower optim.lr or turn off "
+                    "run.amp."
                 )
             return StepResult(float("nan"), True, lr)
         self.optimizer.zero_grad(set_to_none=True)
