@@ -9,6 +9,7 @@
   nothing from ``app/``, at any level (function-level imports included).
 - No module over ``MAX_LINES`` lines.
 - No private timm registry API (``timm.models._registry``, ``_clear_model_entries``) anywhere.
+- ``pyproject.toml`` mirrors ``requirements.txt`` / ``requirements-test.txt``, and ``ruff check .`` passes.
 
 ``python tests/test_architecture.py`` prints the report: cycles, and the cycles that
 function-level imports would close (legal, but a sign that two modules know each other).
@@ -233,6 +234,31 @@ def test_no_module_over_the_line_limit(graph):
 
 def test_no_private_timm_registry_api():
     assert private_timm_registry_uses() == []
+
+
+def _requirements(name: str) -> list[str]:
+    lines = (REPO / name).read_text().splitlines()
+    return [line.split("#")[0].strip() for line in lines if line.split("#")[0].strip()]
+
+
+def test_pyproject_mirrors_the_requirement_files():
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "uniformer-lab" and project["requires-python"] == ">=3.11"
+    assert project["dependencies"] == _requirements("requirements.txt")
+    test = _requirements("requirements-test.txt")
+    assert test[0] == "-r requirements.txt" and project["optional-dependencies"]["test"] == test[1:]
+    runtime = {r.split("=")[0].split(">")[0].lower() for r in project["dependencies"]}
+    assert not runtime & {"pytest", "playwright", "ruff"}, "test tools are not runtime dependencies"
+
+
+def test_ruff_is_clean():
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", "."], cwd=REPO,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
 
 
 def main() -> int:
