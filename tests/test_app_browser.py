@@ -15,6 +15,7 @@ import pytest
 from app.testing import serve, tiny_models
 from tests.conftest import REPO_ROOT
 
+pytestmark = pytest.mark.browser  # needs Chromium; `-m "not browser"` leaves it out
 CHROMIUM = Path(os.environ.get("UNIFORMER_LAB_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
