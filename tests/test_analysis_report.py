@@ -62,6 +62,7 @@ def setup(tmp_path_factory):
         zoo.remove_entry(name)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(TINY))
 def test_report_end_to_end(setup, name, capsys):
     root, video = setup
@@ -99,6 +100,7 @@ def test_report_end_to_end(setup, name, capsys):
     assert all(f"`{stem}.png`" in summary for stem in stems)
 
 
+@pytest.mark.slow
 def test_report_attribution_and_random_weights(setup):
     root, video = setup
     out = root / "attr"

@@ -73,6 +73,7 @@ def test_predict_two_models_side_by_side(client, tiny):
     assert "Done in" in status and "random weights" in status
 
 
+@pytest.mark.slow
 def test_same_content_uploaded_twice_is_decoded_once(client, tiny):
     first = client.predict(handle_file(str(WEBM)), [tiny[0]], "2x1", None, None, api_name="/predict")[0]
     second = client.predict(handle_file(str(WEBM)), [tiny[0]], "2x1", None, None, api_name="/predict")[0]
@@ -263,6 +264,7 @@ def test_efficiency_endpoint(client, served, tiny):
         tab_efficiency.efficiency(served.state, "ImageNet")
 
 
+@pytest.mark.slow
 def test_slow_request_does_not_block_others(client, served, tiny, monkeypatch):
     """A long prediction runs in the queue while another user's request is answered."""
     state = served.state
@@ -284,6 +286,7 @@ def test_slow_request_does_not_block_others(client, served, tiny, monkeypatch):
 
 
 # ----------------------------------------------------------------------------- state
+@pytest.mark.slow
 def test_caches_stay_bounded(tiny):
     import dataclasses
 

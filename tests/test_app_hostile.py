@@ -28,6 +28,8 @@ from app.testing import serve  # noqa: E402
 from tests.conftest import REPO_ROOT  # noqa: E402
 from uniformer.errors import UniformerLabError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # hostile requests against a served app
+
 CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"  # 0.52 MB
 CAP_MB = 1.0
 

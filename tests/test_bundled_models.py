@@ -13,6 +13,8 @@ from uniformer.data.synthetic import CLASSES, SynthConfig, make_clip
 from uniformer.data.transforms import preprocess_clip
 from uniformer.zoo import ZOO, create_model, fetch_weights
 
+pytestmark = pytest.mark.slow  # trained tiny models on real clips, end to end
+
 BUNDLED = [name for name, e in ZOO.items() if e.kind == "local"]
 # The nuisance levels the bundled models were trained with (assets/checkpoints/README.md).
 TRAIN_DATA = SynthConfig(max_distractors=1, background_contrast=0.35, noise_std=(1.0, 3.0))

@@ -230,6 +230,7 @@ def test_flops_for_zoo_model_at_its_protocol():
     assert result.report.params == ref["params_400cls"]
 
 
+@pytest.mark.slow
 def test_flops_for_timesformer_three_views_and_overrides():
     from uniformer.flops import flops_for
 
@@ -250,6 +251,7 @@ def test_flops_for_unknown_model_is_a_typed_error():
         flops_for("uniformer_tiny_k400")
 
 
+@pytest.mark.slow
 def test_cli_table_and_json(capsys):
     from uniformer.flops import main
 

@@ -122,6 +122,7 @@ def fuzz_bases(tmp_path_factory) -> dict[str, Path]:
 
 # ================================================================================ video fuzz
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", list(FUZZ_BASES))
 def test_truncated_at_random_offsets(base, fuzz_bases, tmp_path):
     data = fuzz_bases[base].read_bytes()
@@ -140,6 +141,7 @@ def test_truncated_at_random_offsets(base, fuzz_bases, tmp_path):
         assert results[len(data) * 9 // 10] == "ok"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("base", list(FUZZ_BASES))
 def test_random_bit_flips(base, fuzz_bases, tmp_path):
     data = fuzz_bases[base].read_bytes()
@@ -216,6 +218,7 @@ def test_one_by_one_pixel_video(ext, codec, pix, tmp_path, predictor):
     assert len(pred.topk) == 5 and np.isfinite(pred.view_logits).all()
 
 
+@pytest.mark.slow
 def test_8k_video_is_downscaled_while_decoding(tmp_path, predictor):
     path = write_video(tmp_path / "8k.mp4", "libx264", 2, 7680, 4320, options={"preset": "ultrafast"})
     r = VideoReader(path)
@@ -278,6 +281,7 @@ def test_odd_codecs_give_the_right_frames(name, codec, pix, opts, tmp_path):
     assert outcome(path) == "ok"
 
 
+@pytest.mark.slow
 def test_frame_size_change_mid_stream(tmp_path, predictor):
     """MJPEG packets are standalone JPEGs: one of another size must not break the batch."""
     path = tmp_path / "resized.avi"

@@ -77,6 +77,7 @@ def test_old_names_are_timm_models_listed_and_built():
     assert callable(UniFormer.load_pretrained) and callable(TimeSformer.load_pretrained)
 
 
+@pytest.mark.slow
 def test_bundled_tiny_models_load_through_timm():
     for name in ("uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2"):
         entry = zoo.get_entry(name)
@@ -113,6 +114,7 @@ def test_models_never_import_the_zoo():
 
 
 # ============================================================================== assets dir
+@pytest.mark.slow
 def test_assets_dir_is_one_place_and_honours_the_override(tmp_path):
     code = ("import app.state, uniformer.assets, uniformer.zoo, analysis.efficiency as e; "
             "print(app.state.ASSETS_DIR, uniformer.zoo.ASSETS, uniformer.assets.ASSETS_DIR, e.PUBLISHED_CSV.parent, "

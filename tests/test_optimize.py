@@ -47,6 +47,7 @@ def _tiny(**kw) -> UniFormer:
                                    num_classes=7, **kw).eval())
 
 
+@pytest.mark.slow
 def test_folding_matches_the_golden_logits(golden):
     fix, model = golden
     before = copy.deepcopy(model.state_dict())
@@ -66,6 +67,7 @@ def test_folding_matches_the_golden_logits(golden):
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kw", [{}, {"split": True, "std": True}])
 def test_folding_is_exact_with_nontrivial_statistics(kw):
     model = _tiny(**kw)
@@ -172,6 +174,7 @@ def test_optimize_for_inference_returns_an_equivalent_copy(fold_bn, channels_las
         torch.testing.assert_close(out_model(x), ref, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_compile_option_wraps_a_folded_copy():
     model = _tiny()
     model.label_names = ["x"] * 7

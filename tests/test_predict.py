@@ -56,6 +56,7 @@ def tiny_checkpoint(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_predict_api_reports_protocol_frames_and_timings(tiny_checkpoint):
     p = predict_mod.Predictor(TINY, checkpoint=tiny_checkpoint, device="cpu")
     pred = p.predict(CLIP, topk=3)
@@ -79,6 +80,7 @@ def test_views_are_summed_raw_logits(tiny_checkpoint):
     assert pred.topk_indices == summed.argsort(descending=True).tolist()
 
 
+@pytest.mark.slow
 def test_view_override_and_prepared_clip_reuse(tiny_checkpoint):
     p = predict_mod.Predictor(TINY, checkpoint=tiny_checkpoint, device="cpu", views=(1, 3))
     prepared = predict_mod.prepare_video(CLIP, p.protocol)

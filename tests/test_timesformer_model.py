@@ -66,6 +66,7 @@ def test_resized_embeddings_match_official(model, golden, case):
         torch.testing.assert_close(model(c["input"]), c["logits"], atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_float64_matches_official_float64(golden):
     m = TimeSformer(**golden["config"]).double().eval()
     m.load_state_dict(golden["state_dict"], strict=True)
@@ -169,6 +170,7 @@ def test_base_on_meta_matches_manifest(keys_json):
     assert not list(m.buffers())
 
 
+@pytest.mark.slow
 def test_released_variants_shapes_and_params(keys_json):
     for name, v in keys_json["variants"].items():
         m = _meta_model(**v["constructor_overrides"])
@@ -228,6 +230,7 @@ def test_official_init():
     assert all(b.norm1.eps == 1e-6 and b.temporal_norm1.eps == 1e-6 for b in m.blocks)
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_same_gradients(golden):
     x = golden["input"]
     grads = []

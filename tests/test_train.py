@@ -61,6 +61,7 @@ def batch_loss(trainer: Trainer, x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 # ------------------------------------------------------------------------------------ optimisation
+@pytest.mark.slow
 def test_one_step_reduces_loss_on_a_fixed_batch():
     torch.manual_seed(0)
     cfg = tiny_config()
@@ -111,6 +112,7 @@ def test_lr_scales_linearly_with_global_batch():
     assert trainer.lr == pytest.approx(1e-4 * 8 / 32)
 
 
+@pytest.mark.slow
 def test_non_finite_loss_skips_the_step_and_aborts_after_too_many():
     torch.manual_seed(0)
     cfg = tiny_config(run=dict(max_skipped_steps=1))
@@ -126,6 +128,7 @@ def test_non_finite_loss_skips_the_step_and_aborts_after_too_many():
         trainer.train_step(x, y)
 
 
+@pytest.mark.slow
 def test_bf16_autocast_on_cpu_runs_the_model_in_bfloat16():
     torch.manual_seed(0)
     cfg = tiny_config(run=dict(amp="bf16"), optim=dict(clip_grad=1.0))
@@ -150,6 +153,7 @@ def test_fp16_is_refused_on_cpu():
 
 
 # -------------------------------------------------------------------------------------- resume
+@pytest.mark.slow
 def test_save_then_resume_gives_identical_next_steps(tmp_path):
     """Model, EMA, AdamW moments, schedule position and every RNG (drop-path, mixup/cutmix,
     random erasing) come back: the resumed run repeats the uninterrupted run bit for bit."""
@@ -265,6 +269,7 @@ def test_init_timesformer_from_imagenet_vit(tmp_path):
     assert model.head.weight.shape == (5, 64)
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing_gives_the_same_step():
     cfg = tiny_config()
     torch.manual_seed(0)
@@ -462,6 +467,7 @@ tensorboard = false
     return path
 
 
+@pytest.mark.slow
 def test_training_clips_depend_only_on_seed_epoch_and_index(tiny_videos):
     from uniformer.train import DistEnv, build_dataset, build_train_loader
 
@@ -482,6 +488,7 @@ def test_training_clips_depend_only_on_seed_epoch_and_index(tiny_videos):
     assert not torch.equal(torch.cat(in_process), torch.cat(batches(0, epoch=2)))  # new epoch, new clips
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_gloo_one_epoch_then_evaluate(tiny_videos, tmp_path):
     out = tmp_path / "run"
     cfg_file = _write_tiny_run_config(tmp_path / "tiny.toml", tiny_videos, out)
@@ -541,6 +548,7 @@ def test_torchrun_two_processes_gloo_one_epoch_then_evaluate(tiny_videos, tmp_pa
     assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
 
 
+@pytest.mark.slow
 def test_train_step_benchmark_runs_a_shipped_recipe_and_checks_that_it_fits():
     from benchmarks.train_step import StepCase, markdown, run_step_case
 

@@ -69,6 +69,7 @@ def test_logits_match(golden):
         torch.testing.assert_close(model([fix["input"]]), out["logits"], atol=0, rtol=0)
 
 
+@pytest.mark.slow
 def test_logits_match_float64(golden):
     fix, _, _ = golden
     model = _model(fix, torch.float64)
@@ -138,6 +139,7 @@ def test_attention_maps_match(golden):
     torch.testing.assert_close(logits, out["logits"], atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_no_attention_map_kept_without_capture(golden):
     fix, model, _ = golden
     with torch.no_grad():
@@ -150,6 +152,7 @@ def test_no_attention_map_kept_without_capture(golden):
     assert all(m.attn_map is None and not m.capture for m in modules.values())
 
 
+@pytest.mark.slow
 def test_checkpoint_filter_fn_unwraps_and_fills_buffers(golden):
     fix, _, out = golden
     wrapped = {
@@ -261,6 +264,7 @@ def _checkpointed_grads(model: UniFormer, x: torch.Tensor, monkeypatch) -> tuple
     return len(calls), torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
+@pytest.mark.slow
 def test_gradient_checkpointing(monkeypatch):
     torch.manual_seed(0)
     model = UniFormer(**{**TINY, "depth": [2, 1, 2, 1]}, use_checkpoint=True, checkpoint_num=[1, 0, 2, 0])

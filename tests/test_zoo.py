@@ -182,6 +182,7 @@ def test_every_entry_is_a_timm_model_with_its_pretrained_cfg():
         assert cfg.file == (str(e.local_path) if e.file else None)
 
 
+@pytest.mark.slow
 def test_timm_names_build_the_zoo_architecture():
     """The registered constructors and the zoo entries describe the same networks."""
     for name, e in zoo.ZOO.items():
