@@ -32,10 +32,10 @@ import torch
 from analysis import attribution as attr
 from analysis import efficiency, views
 from analysis.attention import AnalysisError, AttentionRecord, extract
+from analysis.inputs import load_model, one_view
 from analysis.metrics import RedundancyRow, redundancy_table, write_csv
 from uniformer.data.sampling import TestProtocol
-from uniformer.data.transforms import preprocess_clip
-from uniformer.data.video import VideoInfo, read_clips
+from uniformer.data.video import VideoInfo
 from uniformer.errors import UniformerLabError
 
 
@@ -82,13 +82,9 @@ class ReportInput:
 
 def load_clip(video: str, protocol: TestProtocol) -> ReportInput:
     """The middle temporal clip of the protocol, centre crop, preprocessed as at test time."""
-    clips = read_clips(video, protocol)
-    k = len(clips.frames) // 2
-    single = dataclasses.replace(protocol, num_crops=1, num_clips=1)
-    x = preprocess_clip(clips.frames[k], single)  # (1, 3, T, S, S)
-    frames = views.frames_from_input(x, protocol.mean, protocol.std, bgr=protocol.bgr)
-    return ReportInput(x=x, frames=frames, frame_indices=[int(i) for i in clips.plan.clips[k]],
-                       video_info=clips.info)
+    view = one_view(video, protocol)
+    frames = views.frames_from_input(view.x, protocol.mean, protocol.std, bgr=protocol.bgr)
+    return ReportInput(x=view.x, frames=frames, frame_indices=view.frame_indices, video_info=view.video_info)
 
 
 def default_anchor(record: AttentionRecord, name: str) -> tuple[int, int, int]:
@@ -152,13 +148,7 @@ def run_report(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     entry = zoo.get_entry(args.model)
-    model = zoo.create_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained)
-    if args.checkpoint:
-        weights = args.checkpoint
-    elif args.pretrained:
-        weights = f"bundled weights ({entry.where})" if entry.kind == "local" else "published weights"
-    else:
-        weights = None
+    model, weights = load_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained)
     clip = load_clip(args.video, entry.protocol)
     x = clip.x
 
