@@ -51,7 +51,7 @@ from analysis.inputs import load_model, one_view
 from analysis.metrics import axis_chance_locality, layer_metrics
 from uniformer.errors import UniformerLabError
 
-__all__ = ["AxisValue", "LayerRow", "axis_values", "measure", "read_clip_list", "summarise", "main"]
+__all__ = ["AxisValue", "LayerRow", "axis_values", "measure", "read_clip_list", "summarise", "write_axes_csv", "main"]
 
 AXES = ("spatial", "temporal")
 LIST_SUFFIXES = (".txt", ".csv", ".list", ".lst")
@@ -168,6 +168,26 @@ def summarise(per_clip: Sequence[Sequence[AxisValue]]) -> list[LayerRow]:
             entropy_mean=sum(v.entropy for v in vs) / len(vs),
             cls_mass_mean=sum(cls) / len(cls) if cls else None, n_clips=len(vs), clip_independent=kernel))
     return rows
+
+
+def write_axes_csv(rows: Sequence[LayerRow], path: str | Path) -> Path:
+    """Rows as CSV (intervals as ``*_low`` / ``*_high`` columns, missing values empty)."""
+    import csv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flat = []
+    for r in rows:
+        d = r.to_dict()
+        for key in ("locality_ci95", "ratio_ci95", "distance_ci95"):
+            ci = d.pop(key)
+            d[f"{key}_low"], d[f"{key}_high"] = (None, None) if ci is None else ci
+        flat.append({k: ("" if v is None else f"{v:.6g}" if isinstance(v, float) else v) for k, v in d.items()})
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(flat[0]) if flat else ["name"])
+        writer.writeheader()
+        writer.writerows(flat)
+    return path
 
 
 # -------------------------------------------------------------------------------------------- clips
