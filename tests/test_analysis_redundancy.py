@@ -130,3 +130,22 @@ def test_t_interval():
     lo, hi = t_interval([1.0, 2.0, 3.0])
     assert (lo + hi) / 2 == pytest.approx(2.0) and (hi - lo) / 2 == pytest.approx(4.303 * 1 / math.sqrt(3))
     assert t_interval([0.5]) is None
+
+
+def test_maps_per_pass_and_axis_curves():
+    from analysis import views
+    from analysis.inputs import load_model
+    from analysis.redundancy import measure
+
+    model, _ = load_model("uniformer_tiny_synthetic_8x2")
+    one = measure(model, TWO)
+    split = measure(model, TWO, maps_per_pass=1)  # one map per forward: same numbers, less memory
+    assert [(r.name, r.kind) for r in one.rows] == [(r.name, r.kind) for r in split.rows]
+    for a, b in zip(one.rows, split.rows):
+        assert a.locality_mean == pytest.approx(b.locality_mean, rel=1e-5)
+    fig = views.axis_curve_plotly({"u": one.rows})
+    lines = [t for t in fig.data if t.line.dash != "dot"]
+    assert {t.name for t in lines} == {"u kernel", "u attention"} and len(lines) == 4  # x 2 axes
+    attention = next(t for t in lines if t.name == "u attention" and t.error_y.array is not None)
+    assert len(attention.error_y.array) == len(attention.y)  # 95 % intervals over the 2 clips
+    assert len(views.axis_curve_mpl({"u": one.rows}).axes) == 2
