@@ -43,7 +43,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-import torch
 from torch import nn
 
 from analysis.attention import AnalysisError, AttentionRecord, extract, map_names
@@ -305,7 +304,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         clips = expand_clips(args.clips, args.root)
         model, weights = load_model(args.model, args.checkpoint, pretrained=not args.random)
-        torch.set_grad_enabled(False)
         result = measure(model, clips, args.maps_per_pass)
     except (UniformerLabError, AnalysisError) as err:
         print(f"error: {err}", file=sys.stderr)

@@ -130,6 +130,7 @@ def test_local_mask_cli(tmp_path, capsys):
             "--space-radius", "0", "--time-radius", "0"]
     assert local_mask_main(args) == 0
     doc = json.loads(capsys.readouterr().out)
+    assert torch.is_grad_enabled()
     rows = {r["layers"]: r for r in doc["rows"]}
     assert set(rows) == {"first", "middle", "last", "all"} and rows["all"]["n_layers"] == 3
     assert all(r["n_eval"] == 3 and r["top1_unmasked"] == rows["all"]["top1_unmasked"] for r in rows.values())

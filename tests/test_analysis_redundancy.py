@@ -25,6 +25,7 @@ def _run_json(capsys, args: list[str]) -> dict:
 @pytest.mark.parametrize("model", ["uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2"])
 def test_cli_two_clips(capsys, model):
     doc = _run_json(capsys, [*TWO, "--model", model, "--json"])
+    assert torch.is_grad_enabled()  # no global autograd switch leaks out of the CLI
     assert doc["model"] == model and doc["clips"] == TWO and doc["skipped"] == []
     rows = doc["layers"]
     assert rows and all(FIELDS <= set(r) for r in rows)
