@@ -8,6 +8,10 @@ Modules (import the ones you need; plotting libraries load only with ``views``/`
 - ``analysis.attribution`` CAM, Grad-CAM, attention rollout, captum attributions
 - ``analysis.efficiency``  published accuracy vs GFLOPs next to this project's measurements
 - ``analysis.report``      ``python -m analysis.report VIDEO --model NAME --out DIR``
+- ``analysis.redundancy``  per-axis locality over many clips with 95 % intervals (CLI too)
+- ``analysis.intervention`` ``local_attention(model, layers)``: attention restricted to the neighbourhood
+- ``analysis.local_mask``  accuracy drop with the first/middle/last third of attention masked (CLI)
+- ``analysis.inputs``      model and test-view loading shared by the CLIs
 
 Depends on ``uniformer`` only; nothing here imports the app.
 """

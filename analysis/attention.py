@@ -144,6 +144,12 @@ def _slots(model: nn.Module) -> list[_Slot]:
     return _SLOTS[model_family(model)](model)
 
 
+def map_slots(model: nn.Module) -> list[_Slot]:
+    """Every map of the model with the module computing it and the module fixing its grid
+    (shared with ``analysis.intervention``, which masks the same modules)."""
+    return _slots(model)
+
+
 def map_names(model: nn.Module) -> list[str]:
     """Names of the maps :func:`extract` returns for this model, in forward order (no forward)."""
     return [slot.name for slot in _slots(model)]

@@ -286,6 +286,23 @@ def kind_chance_locality(kind: str, grid: Sequence[int], kernel_shape: Sequence[
     raise ValueError(f"unknown attention kind {kind!r}.")
 
 
+def axis_chance_locality(axis: str, grid: Sequence[int], kernel_shape: Sequence[int] | None = None) -> float:
+    """Locality of a uniform map along one axis: the floor for a per-axis locality.
+
+    ``axis`` is ``"spatial"`` (3×3, any frame) or ``"temporal"`` (±1 frame, any position). For a
+    joint map the uniform map's marginal on that axis is uniform too, so the floor is that of the
+    frame (``H×W``) or of the time axis (``T``) alone. With ``kernel_shape`` ``(kt, kh, kw)`` the
+    floor is an even spread of |weight| over the taps: central 3×3 of kh×kw, central 3 of kt.
+    """
+    if axis not in ("spatial", "temporal"):
+        raise ValueError(f"axis must be 'spatial' or 'temporal', got {axis!r}.")
+    if kernel_shape is not None:
+        kt, kh, kw = (int(k) for k in kernel_shape)
+        return min(3, kh) * min(3, kw) / (kh * kw) if axis == "spatial" else min(3, kt) / kt
+    t, h, w = (int(g) for g in grid)
+    return chance_locality((1, h, w)) if axis == "spatial" else chance_locality((t, 1, 1))
+
+
 def redundancy_table(record: AttentionRecord, per_head: bool = False, model: str = "") -> list[RedundancyRow]:
     """Per-layer (and optionally per-head) metrics of every map in an extraction record."""
     rows: list[RedundancyRow] = []

@@ -32,6 +32,7 @@ from analysis.attention import AnalysisError, AttentionRecord, anchor_attention
 
 if TYPE_CHECKING:  # pragma: no cover
     from analysis.metrics import RedundancyRow
+    from analysis.redundancy import LayerRow
 
 ANCHOR_COLOUR = "#00c853"
 HEAT_CMAP = "jet"
@@ -412,6 +413,80 @@ def redundancy_curve_plotly(rows: Sequence[RedundancyRow], title: str = "") -> g
     fig.update_yaxes(range=[0, 1.02], row=1, col=1)
     fig.update_layout(title=title or "Attention redundancy per layer (dotted: uniform attention)",
                       height=420, width=1500)
+    return fig
+
+
+AXIS_PANELS = (
+    ("spatial", "spatial locality (mass in 3×3, any frame)"),
+    ("temporal", "temporal locality (mass within ±1 frame, any position)"),
+)
+
+
+def _axis_series(series: dict[str, Sequence[LayerRow]]) -> dict[tuple[str, str], list[LayerRow]]:
+    """(line label, axis) → rows; kernels and attention maps are separate lines (different floors)."""
+    out: dict[tuple[str, str], list] = {}
+    for label, rows in series.items():
+        for r in rows:
+            what = "kernel" if r.source == "kernel" else "attention"
+            out.setdefault((f"{label} {what}", r.kind), []).append(r)
+    return out
+
+
+def _half_widths(rs: Sequence[LayerRow]) -> tuple[list[float], list[float]] | None:
+    if all(r.locality_ci95 is None or r.clip_independent for r in rs):
+        return None
+    up = [0.0 if r.locality_ci95 is None else r.locality_ci95[1] - r.locality_mean for r in rs]
+    down = [0.0 if r.locality_ci95 is None else r.locality_mean - r.locality_ci95[0] for r in rs]
+    return up, down
+
+
+def axis_curve_mpl(series: dict[str, Sequence[LayerRow]], title: str = "") -> Figure:
+    """Per-axis locality against relative depth, one line per model × (attention | kernel),
+    with 95 % intervals over clips when there are several; dotted: that axis's uniform floor."""
+    fig = Figure(figsize=(5.0 * len(AXIS_PANELS), 3.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = dict(zip((a for a, _ in AXIS_PANELS), fig.subplots(1, len(AXIS_PANELS))))
+    for (label, axis), rs in _axis_series(series).items():
+        ax = axes[axis]
+        x = [r.rel_depth for r in rs]
+        err = _half_widths(rs)
+        line = ax.errorbar(x, [r.locality_mean for r in rs], yerr=None if err is None else [err[1], err[0]],
+                           marker="o", ms=3, capsize=2, label=label)
+        ax.plot(x, [r.uniform_locality for r in rs], ls=":", color=line.lines[0].get_color())
+    for axis, ylabel in AXIS_PANELS:
+        axes[axis].set_xlabel("relative depth (0 = first block)")
+        axes[axis].set_ylabel(ylabel, fontsize=8)
+        axes[axis].set_ylim(0, 1.02)
+        if axes[axis].lines:
+            axes[axis].legend(fontsize=7)
+    fig.suptitle(title or "Locality per axis (dotted: uniform attention on that axis)", fontsize=10)
+    return fig
+
+
+def axis_curve_plotly(series: dict[str, Sequence[LayerRow]], title: str = "") -> go.Figure:
+    """Plotly version of :func:`axis_curve_mpl` (hover: map name, locality, uniform, ratio)."""
+    fig = make_subplots(rows=1, cols=len(AXIS_PANELS), subplot_titles=[t for _, t in AXIS_PANELS])
+    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
+    colours: dict[str, str] = {}
+    cols = {axis: i for i, (axis, _) in enumerate(AXIS_PANELS, start=1)}
+    for (label, axis), rs in _axis_series(series).items():
+        colour = colours.setdefault(label, palette[len(colours) % len(palette)])
+        x = [r.rel_depth for r in rs]
+        text = [f"{r.name} ({r.grid})<br>uniform {r.uniform_locality:.3f}, ratio {r.ratio:.2f}×" for r in rs]
+        err = _half_widths(rs)
+        fig.add_trace(go.Scatter(
+            x=x, y=[r.locality_mean for r in rs], mode="lines+markers", name=label, legendgroup=label,
+            showlegend=axis == "spatial" or not any(k == (label, "spatial") for k in _axis_series(series)),
+            line=dict(color=colour), text=text, hovertemplate="%{text}<br>%{y:.3f}<extra>" + label + "</extra>",
+            error_y=None if err is None else dict(type="data", array=err[0], arrayminus=err[1], visible=True)),
+            row=1, col=cols[axis])
+        fig.add_trace(go.Scatter(x=x, y=[r.uniform_locality for r in rs], mode="lines", showlegend=False,
+                                 legendgroup=label, line=dict(color=colour, dash="dot"), text=text,
+                                 hovertemplate="%{text}<extra>uniform</extra>"), row=1, col=cols[axis])
+    fig.update_xaxes(title_text="relative depth")
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_layout(title=title or "Locality per axis (dotted: uniform attention on that axis)",
+                      height=420, width=1100)
     return fig
 
 

@@ -1,10 +1,12 @@
 """Redundancy tab: is early attention local? (the paper's Figure 1 claim, measured on this clip)
 
 UniFormer and TimeSformer each look at the same video with their own one-view test clip; every
-layer's map goes through ``analysis.metrics.redundancy_table`` (locality, attention distance,
-entropy, with the value a uniform map would have on the same grid). The curves are drawn against
-relative depth so a 12-block and a 4-stage model share one axis, and a few sentences say what
-the numbers mean for the claim. Extractions are shared with the attention tab's cache.
+layer's map is read per axis by ``analysis.redundancy`` (spatial locality: mass in the 3×3
+neighbourhood in any frame; temporal: within ±1 frame at any position), each against the value a
+uniform map would have on that axis, the same computation as ``python -m analysis.redundancy``
+over many clips. The curves are drawn against relative depth so a 12-block and a 4-stage model
+share one axis, and a few sentences compare each axis with its own floor. Extractions are shared
+with the attention tab's cache.
 """
 from __future__ import annotations
 
@@ -19,8 +21,8 @@ from app.tab_attention import get_record
 from uniformer.errors import UniformerLabError
 from uniformer.models.family import TIMESFORMER, UNIFORMER
 
-TABLE_HEADERS = ["model", "layer", "kind", "grid", "rel. depth", "locality", "uniform", "dist space (patches)",
-                 "dist time (frames)", "entropy"]
+TABLE_HEADERS = ["model", "map", "axis", "source", "grid", "locality", "uniform", "ratio", "distance",
+                 "entropy", "rel. depth"]
 
 
 def default_for_family(state: AppState, family: str) -> str:
@@ -45,45 +47,58 @@ def _mean(values: Sequence[float]) -> float:
     return sum(vals) / len(vals) if vals else float("nan")
 
 
+def _axis_text(rows: Sequence[Any]) -> str:
+    """'S% in 3×3 (uniform U%, r×) in space; T% within ±1 frame (uniform V%, q×) in time'."""
+    parts = []
+    for axis, where in (("spatial", "in the 3×3 neighbourhood in space"), ("temporal", "within ±1 frame in time")):
+        rs = [r for r in rows if r.kind == axis]
+        if rs:
+            loc, floor = _mean([r.locality_mean for r in rs]), _mean([r.uniform_locality for r in rs])
+            parts.append(f"{loc:.0%} {where} (uniform {floor:.0%}, {loc / floor:.1f}×)")
+    return "; ".join(parts)
+
+
+def _verdict(rows: Sequence[Any]) -> str:
+    ratios = {axis: _mean([r.ratio for r in rows if r.kind == axis]) for axis in ("spatial", "temporal")}
+    words = []
+    for axis, ratio in ratios.items():
+        if math.isnan(ratio):
+            continue
+        words.append(f"{axis}ly " + ("much more local than uniform" if ratio >= 2 else
+                                      "somewhat more local than uniform" if ratio >= 1.2 else "about uniform"))
+    return ", ".join(words)
+
+
 def reading(per_model: Sequence[tuple[LoadedModel, Sequence[Any]]]) -> str:
-    """A few plain sentences on what the curves say about 'shallow attention is local'."""
+    """A few plain sentences on what the per-axis curves say about 'shallow attention is local'.
+
+    ``rows`` are ``analysis.redundancy.LayerRow``: one per map and axis, each with its own floor.
+    """
     lines = ["### What this shows", ""]
     any_random = False
     for lm, rows in per_model:
-        layer_rows = [r for r in rows if r.head == -1]
         any_random |= lm.weights.random
-        shallow = [r for r in layer_rows if r.rel_depth <= 1 / 3] or layer_rows[:1]
-        deep = [r for r in layer_rows if r.rel_depth >= 2 / 3] or layer_rows[-1:]
-        # Kernels and attention maps measure different neighbourhoods: average each on its own.
-        shallow_attn = [r for r in shallow if r.kind != "local_affinity"]
-        deep_attn = [r for r in deep if r.kind != "local_affinity"]
+        shallow = [r for r in rows if r.rel_depth <= 1 / 3] or list(rows[:1])
+        deep = [r for r in rows if r.rel_depth >= 2 / 3] or list(rows[-1:])
+        # Kernels and attention maps have different floors: each is read on its own.
+        shallow_attn = [r for r in shallow if r.source != "kernel"]
+        deep_attn = [r for r in deep if r.source != "kernel"]
         if not shallow_attn:  # local MHRA early (UniFormer's L stages)
-            loc, chance = _mean([r.locality for r in shallow]), _mean([r.chance_locality for r in shallow])
             text = (f"- **{lm.label}**: its shallow layers are local by construction (a learned 5×5×5 affinity); "
-                    f"{loc:.0%} of the kernel weight sits in the central 3×3×3 (an even spread would give "
-                    f"{chance:.0%}). ")
+                    f"of the kernel weight, {_axis_text(shallow)}. ")
             if deep_attn:
-                deep_loc = _mean([r.locality for r in deep_attn])
-                deep_chance = _mean([r.chance_locality for r in deep_attn])
-                text += (f"Its deep global layers put {deep_loc:.0%} of their attention in the 3×3 × ±1-frame "
-                         f"neighbourhood (uniform: {deep_chance:.0%}), at a fraction of the cost of global attention "
-                         "early on.")
+                text += (f"Its deep global layers put {_axis_text(deep_attn)}, at a fraction of the cost of "
+                         "global attention early on.")
             else:
                 text += "Its deep layers are local kernels too: this stage layout has no global attention to measure."
             lines.append(text)
             continue
-        loc, chance = _mean([r.locality for r in shallow_attn]), _mean([r.chance_locality for r in shallow_attn])
-        deep_loc, deep_chance = _mean([r.locality for r in deep_attn]), _mean([r.chance_locality for r in deep_attn])
-        deep_text = (f"In the last third: {deep_loc:.0%} (uniform {deep_chance:.0%})." if deep_attn else
+        sources = sorted({"joint" if r.source == "joint" else "divided space/time" for r in shallow_attn})
+        deep_text = (f"In the last third: {_axis_text(deep_attn)}." if deep_attn else
                      "Its last third are local affinity kernels (no attention to measure there).")
-        ratio = loc / chance if chance > 0 else float("nan")
-        kinds = sorted({r.kind for r in shallow_attn})
-        verdict = ("much more local than uniform" if ratio >= 2 else
-                   "somewhat more local than uniform" if ratio >= 1.2 else "about as spread out as uniform attention")
         lines.append(
-            f"- **{lm.label}**: in its first third of layers ({', '.join(kinds)} attention), {loc:.0%} of each "
-            f"query's attention lands in its immediate neighbourhood, against {chance:.0%} for uniform "
-            f"attention ({ratio:.1f}×): {verdict}. {deep_text}")
+            f"- **{lm.label}**: in its first third of layers ({', '.join(sources)} attention), each query puts "
+            f"{_axis_text(shallow_attn)}: {_verdict(shallow_attn)}. {deep_text}")
     lines.append("")
     if any_random:
         lines.append(
@@ -93,8 +108,9 @@ def reading(per_model: Sequence[tuple[LoadedModel, Sequence[Any]]]) -> str:
     else:
         lines.append(
             "The paper's claim holds on this clip when the global-attention model's shallow layers are far above "
-            "the dotted uniform line (each token mostly attends to its neighbours): that global comparison is then "
-            "largely redundant, and UniFormer's cheap local affinity does the same job in those layers.")
+            "the dotted uniform line on an axis (each token mostly attends to its neighbours): that global "
+            "comparison is then largely redundant, and UniFormer's cheap local affinity does the same job in those "
+            "layers. One clip gives no interval: `python -m analysis.redundancy` measures many clips with 95 % CIs.")
     return "\n".join(lines)
 
 
@@ -106,8 +122,8 @@ def redundancy(
     progress: Progress | None = None,
 ) -> tuple[Any, str, list[list[Any]]]:
     """Per-layer redundancy curves of both models on ``video``: ``(figure, reading, table_rows)``."""
-    from analysis.metrics import redundancy_table
-    from analysis.views import redundancy_curve_plotly
+    from analysis.redundancy import axis_values, summarise
+    from analysis.views import axis_curve_plotly
     from uniformer.zoo import get_entry
 
     progress = progress or no_progress
@@ -131,19 +147,18 @@ def redundancy(
         t0 = time.perf_counter()
         cache, cached = get_record(state, lm, path)
         progress((i + 0.7) / len(chosen), desc=f"Measuring {lm.label}")
-        if "redundancy" not in cache["extras"]:
-            cache["extras"]["redundancy"] = redundancy_table(cache["record"], per_head=False, model=lm.label)
-        rows = cache["extras"]["redundancy"]
+        if "redundancy_axes" not in cache["extras"]:
+            cache["extras"]["redundancy_axes"] = summarise([axis_values(cache["record"])])
+        rows = cache["extras"]["redundancy_axes"]
         per_model.append((lm, rows))
         timings.append(f"{lm.label}: {time.perf_counter() - t0:.2f} s{' (cached extraction)' if cached else ''}")
-    all_rows = [r for _, rows in per_model for r in rows]
-    fig = redundancy_curve_plotly(all_rows,
-                                  title="Attention redundancy per layer on this clip (dotted: uniform attention)")
+    fig = axis_curve_plotly({lm.label: rows for lm, rows in per_model},
+                            title="Locality per axis on this clip (dotted: uniform attention on that axis)")
     fig.update_layout(width=None, autosize=True, legend=dict(orientation="h", yanchor="top", y=-0.22, x=0))
     table = [
-        [r.model, r.layer, r.kind, r.grid, _fmt(r.rel_depth, 2), _fmt(r.locality), _fmt(r.chance_locality),
-         _fmt(r.dist_space, 2), _fmt(r.dist_time, 2), _fmt(r.entropy)]
-        for r in all_rows if r.head == -1
+        [lm.label, r.name, r.kind, r.source, r.grid, _fmt(r.locality_mean), _fmt(r.uniform_locality), _fmt(r.ratio, 2),
+         _fmt(r.distance_mean, 2), _fmt(r.entropy_mean), _fmt(r.rel_depth, 2)]
+        for lm, rows in per_model for r in rows
     ]
     md = reading(per_model) + f"\n\n*Time: {'; '.join(timings)}; total {time.perf_counter() - start:.2f} s.*"
     progress(1.0, desc="Done")

@@ -72,7 +72,7 @@ def test_report_end_to_end(setup, name, capsys):
     assert "summary.md" in capsys.readouterr().out
 
     family = TINY[name][1]
-    stems = ["redundancy_curve", "anchor_attention", "efficiency_per_view", "efficiency_total"]
+    stems = ["redundancy_curve", "redundancy_axes", "anchor_attention", "efficiency_per_view", "efficiency_total"]
     stems += ["local_affinity_stage1", "local_affinity_stage2", "cam"] if family == "uniformer" else ["rollout"]
     for stem in stems:
         png, html = out / f"{stem}.png", out / f"{stem}.html"
@@ -97,6 +97,10 @@ def test_report_end_to_end(setup, name, capsys):
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert name in summary and str(ckpt) in summary
     assert "| layer | kind |" in summary and "measured GFLOPs/view" in summary
+    assert "| map | axis | source |" in summary and "spatial, attention" in summary  # per-axis reading
+    with (out / "redundancy_axes.csv").open() as fh:
+        axes = list(csv.DictReader(fh))
+    assert {a["kind"] for a in axes} == {"spatial", "temporal"} and all(a["n_clips"] == "1" for a in axes)
     assert all(f"`{stem}.png`" in summary for stem in stems)
 
 

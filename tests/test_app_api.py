@@ -234,11 +234,14 @@ def test_redundancy_endpoint(client, tiny):
     names = {t.get("name") for t in fig["data"]}
     assert any(tiny[0] in (n or "") for n in names) and any(tiny[1] in (n or "") for n in names)
     rows = table["data"]
-    assert len(rows) == 4 + 4  # 4 UniFormer layers, 2 blocks x (temporal, spatial) for TimeSformer
-    kinds = {r[2] for r in rows}
-    assert kinds == {"local_affinity", "joint", "temporal", "spatial"}
+    # per axis: UniFormer's 4 layers (kernels and joint maps) each give a spatial and a temporal row,
+    # TimeSformer's 2 blocks a temporal row (temporal attention) and a spatial row (spatial attention)
+    assert len(rows) == 4 * 2 + 2 * 2
+    assert {r[2] for r in rows} == {"spatial", "temporal"}
+    assert {r[3] for r in rows} == {"kernel", "joint", "divided"}
     for r in rows:
-        assert 0 <= r[5] <= 1 and 0 < r[6] <= 1  # locality, uniform floor
+        assert 0 <= r[5] <= 1 and 0 < r[6] <= 1  # locality, uniform floor of that axis
+        assert r[7] == pytest.approx(r[5] / r[6], abs=0.02)
     assert "random weights" in reading and tiny[0] in reading and tiny[1] in reading
 
 

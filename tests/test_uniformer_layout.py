@@ -246,12 +246,14 @@ def test_app_layer_list_follows_the_layout(layout):
 
 
 def test_app_reading_handles_all_local_and_all_global_models():
+    from analysis.redundancy import axis_values, summarise
     from app.tab_redundancy import reading
 
     readings = {}
     for layout in ("LLLL", "GGGG", "LLGG"):
         lm = SimpleNamespace(label=f"tiny {layout}", family="uniformer", weights=SimpleNamespace(random=True))
-        readings[layout] = reading([(lm, redundancy_table(extract(_model(layout).eval(), _clip())))])
+        rows = summarise([axis_values(extract(_model(layout).eval(), _clip()))])
+        readings[layout] = reading([(lm, rows)])
     assert "no global attention" in readings["LLLL"] and "deep global layers" not in readings["LLLL"]
     assert "joint attention" in readings["GGGG"] and "by construction" not in readings["GGGG"]
     assert "by construction" in readings["LLGG"] and "deep global layers" in readings["LLGG"]

@@ -4,7 +4,9 @@
 ``scaled_dot_product_attention`` (fused, never builds the L×L map); setting ``capture = True``
 switches that module to the explicit softmax path and keeps the probabilities in ``attn_map``.
 The analysis package flips the switch through ``attention_capture``; the normal forward never
-pays for it.
+pays for it. An optional boolean ``mask`` ``(queries, keys)`` (True = the key may be attended) restricts
+each row to its allowed keys, softmax renormalised over them, on both paths; it is ``None`` unless
+an intervention (``analysis.intervention.local_attention``) sets it, and then nothing changes.
 """
 from __future__ import annotations
 
@@ -41,18 +43,22 @@ class Attention(nn.Module):
         self.proj_drop = nn.Dropout(proj_drop)
         self.capture = False
         self.attn_map: torch.Tensor | None = None
+        self.mask: torch.Tensor | None = None  # bool (queries, keys); every row needs one True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, N, C = x.shape
         qkv = self.qkv(x).reshape(B, N, 3, self.num_heads, C // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
         if self.capture:
-            attn = ((q @ k.transpose(-2, -1)) * self.scale).softmax(dim=-1)
+            logits = (q @ k.transpose(-2, -1)) * self.scale
+            if self.mask is not None:
+                logits = logits.masked_fill(~self.mask, float("-inf"))
+            attn = logits.softmax(dim=-1)
             self.attn_map = attn.detach()
             x = self.attn_drop(attn) @ v
         else:
             drop = self.attn_drop.p if self.training else 0.0
-            x = F.scaled_dot_product_attention(q, k, v, dropout_p=drop, scale=self.scale)
+            x = F.scaled_dot_product_attention(q, k, v, attn_mask=self.mask, dropout_p=drop, scale=self.scale)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj_drop(self.proj(x))
 
