@@ -59,6 +59,7 @@ def test_full_neighbourhood_is_the_unmasked_model(name, model, x):
         torch.testing.assert_close(full, base, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,model,x", _models(), ids=[*TINY, "GGGG", "ts_joint"])
 @pytest.mark.parametrize("radius", [0, 1])
 def test_local_mask_changes_logits_and_leaves_no_mass_outside(name, model, x, radius):
@@ -122,6 +123,7 @@ def test_paired_drop_interval():
         paired_drop_interval(base, base[:5])
 
 
+@pytest.mark.slow
 def test_local_mask_cli(tmp_path, capsys):
     lst = tmp_path / "val.txt"
     lst.write_text("synthetic_approaching.mp4 1\nsynthetic_moving_left.mp4 5\nsynthetic_parting.mp4 8\n")

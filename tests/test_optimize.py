@@ -158,6 +158,7 @@ def test_channels_last_gives_the_same_logits():
     assert to_channels_last_3d(cl)[1] is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fold_bn,channels_last", [(True, False), (False, True), (True, True), (False, False)])
 def test_optimize_for_inference_returns_an_equivalent_copy(fold_bn, channels_last):
     model = _tiny().train()
