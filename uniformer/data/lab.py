@@ -47,6 +47,12 @@ same scheme as the procedural preset) and is identical whatever the number of wo
 writes the same files as the procedural preset (``classes.txt``, ``train.txt``, ``val.txt``, clip
 folders, ``*_meta.jsonl``) and ``lab.json`` for provenance. Horizontal flipping must stay OFF
 when training on this data (left/right is a class).
+
+Difficulty (``LabConfig``): camera speed/tracking/zoom, object radius and contrast, speed ranges,
+distractor count/size/speed, noise. A first pilot (``configs/lab_pilot_uniformer.toml``: UniFormer
+LLGG 0.59 M, batch 16, one shared CPU thread) stayed near chance (8.3 %) on the defaults after
+1,000 steps (11 % on 240 validation clips) and on an easier setting (no tracking, slow camera, one
+distractor) after 500: the lab task needs thousands of steps, not a CPU-hour at 112 px.
 """
 from __future__ import annotations
 
