@@ -40,7 +40,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -477,9 +477,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float = 8.0, c
         container.mux(stream.encode(None))
 
 
-def _write_one(job: tuple[str, int, int, str, SynthConfig, int]) -> tuple[str, int, dict]:
-    out, seed, index, split, cfg, crf = job
-    frames, meta = make_clip(seed, split, index, cfg)
+def _write_one(job: tuple[str, int, int, str, SynthConfig, int, Callable]) -> tuple[str, int, dict]:
+    out, seed, index, split, cfg, crf, clip_fn = job
+    frames, meta = clip_fn(seed, split, index, cfg)
     rel = f"{split}/{meta.class_name}/{split}_{index:06d}.mp4"
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -489,8 +489,13 @@ def _write_one(job: tuple[str, int, int, str, SynthConfig, int]) -> tuple[str, i
 
 def generate_dataset(out: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
                      config: SynthConfig = SynthConfig(), workers: int = 2, crf: int = 18,
-                     overwrite: bool = False) -> dict:
+                     overwrite: bool = False, clip_fn: Callable = make_clip,
+                     provenance: str = "synthetic.json", extra: dict | None = None) -> dict:
     """Write clips, ``classes.txt``, ``{split}.txt`` lists and ``{split}_meta.jsonl`` under ``out``.
+
+    ``clip_fn(seed, split, index, config) -> (frames, meta)`` renders one clip (another preset,
+    e.g. ``uniformer.data.lab``, passes its own, a module-level function so workers can pickle it);
+    its settings go to ``out/<provenance>`` with ``extra`` added.
 
     A split folder that already holds files is an error unless ``overwrite=True``, which deletes
     ``out/train`` and ``out/val`` first (stale clips would otherwise leak into
@@ -507,7 +512,7 @@ def generate_dataset(out: str | os.PathLike, num_train: int, num_val: int, seed:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     (out / "classes.txt").write_text("".join(c + "\n" for c in config.classes))
-    jobs = [(str(out), seed, i, split, config, crf) for split, n in splits for i in range(n)]
+    jobs = [(str(out), seed, i, split, config, crf, clip_fn) for split, n in splits for i in range(n)]
     if workers > 1 and len(jobs) > 1:
         import multiprocessing as mp
 
@@ -530,16 +535,25 @@ def generate_dataset(out: str | os.PathLike, num_train: int, num_val: int, seed:
         counts[split] = n
     elapsed = time.perf_counter() - start
     total = num_train + num_val
-    summary = {"out": str(out), "seed": seed, "crf": crf, "config": asdict(config),
+    summary = {**(extra or {}), "out": str(out), "seed": seed, "crf": crf, "config": asdict(config),
                "counts": counts, "seconds": round(elapsed, 3),
                "clips_per_second": round(total / elapsed, 2) if elapsed > 0 else None}
-    (out / "synthetic.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / provenance).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--preset", choices=("default", "lab"), default="default")
+    known, rest = pre.parse_known_args(argv)
+    if known.preset == "lab":  # natural-texture lab clips: their own module and knobs
+        from uniformer.data import lab
+
+        return lab.main(rest)
     p = argparse.ArgumentParser(prog="python -m uniformer.data.synthetic",
                                 description="Write the procedural temporal-reasoning clip dataset.")
+    p.add_argument("--preset", choices=("default", "lab"), default="default",
+                   help="'lab': 112-px natural-texture clips (uniformer.data.lab, see its --help)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--train", type=int, default=1200, help="number of training clips")
     p.add_argument("--val", type=int, default=240, help="number of validation clips")
