@@ -123,6 +123,9 @@ class LabConfig:
         if self.object_radius[0] <= 0 or not 0 < self.object_contrast <= 2 or self.max_distractors < 0:
             raise ValueError("object_radius must be > 0, object_contrast in (0, 2], "
                              "max_distractors >= 0.")
+        if self.speed[0] > self.fast_speed[1]:  # 'starting' draws its speed from speed[0]..fast_speed[1]
+            raise ValueError(f"speed's low end ({self.speed[0]}) must not exceed fast_speed's high end "
+                             f"({self.fast_speed[1]}); raise --fast-speed too.")
 
 
 @dataclass
@@ -443,6 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--object-radius", type=float, nargs=2, default=list(d.object_radius), metavar=("LOW", "HIGH"))
     p.add_argument("--object-contrast", type=float, default=d.object_contrast)
     p.add_argument("--speed", type=float, nargs=2, default=list(d.speed), metavar=("LOW", "HIGH"))
+    p.add_argument("--slow-speed", type=float, nargs=2, default=list(d.slow_speed), metavar=("LOW", "HIGH"))
+    p.add_argument("--fast-speed", type=float, nargs=2, default=list(d.fast_speed), metavar=("LOW", "HIGH"))
     p.add_argument("--camera-speed", type=float, default=d.camera_speed)
     p.add_argument("--camera-track", type=float, default=d.camera_track)
     p.add_argument("--zoom", type=float, default=d.zoom)
@@ -455,7 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         classes=tuple(sorted({c.strip() for c in a.classes.split(",") if c.strip()})),
                         max_distractors=a.max_distractors, noise_std=(min(1.0, a.max_noise), a.max_noise),
                         object_radius=tuple(a.object_radius), object_contrast=a.object_contrast,
-                        speed=tuple(a.speed), camera_speed=a.camera_speed, camera_track=a.camera_track,
+                        speed=tuple(a.speed), slow_speed=tuple(a.slow_speed), fast_speed=tuple(a.fast_speed),
+                        camera_speed=a.camera_speed, camera_track=a.camera_track,
                         zoom=a.zoom)
         texture_bank()  # loaded once here, shared by the forked workers
     except (ValueError, FileNotFoundError) as err:
