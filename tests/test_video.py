@@ -415,3 +415,74 @@ def test_read_clips_follows_the_protocol():
     for frames, idx in zip(clips.frames, clips.plan.clips):
         assert frames.shape == (8, 576, 768, 3)
         assert all(np.array_equal(f, ref[i]) for f, i in zip(frames, idx))
+
+
+# ------------------------------------------------------------------------------ display rotation
+
+def _upright_pattern(height: int = 64, width: int = 48) -> np.ndarray:
+    """A portrait frame no rotation or flip maps onto itself: a white block top-left, a red bar
+    along the bottom edge, grey elsewhere."""
+    img = np.full((height, width, 3), 100, np.uint8)
+    img[: height // 4, : width // 3] = 255
+    img[-height // 8:, :] = (230, 20, 20)
+    return img
+
+
+def _write_rotated(path: Path, upright: np.ndarray, degrees: int, num_frames: int = 3) -> Path:
+    """Store ``upright`` as a phone would: coded frames turned against the display matrix, which
+    says to rotate them by ``degrees`` counter-clockwise (PyAV's and FFmpeg's convention)."""
+    coded = np.ascontiguousarray(np.rot90(upright, -(degrees // 90) % 4))
+    h, w = coded.shape[:2]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "10"}
+        s.set_display_rotation(degrees)
+        for _ in range(num_frames):
+            for packet in s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("degrees", [-90, 90, 180, 0])
+def test_display_rotation_delivers_upright_frames(tmp_path, degrees):
+    upright = _upright_pattern()
+    path = _write_rotated(tmp_path / f"rot{degrees}.mp4", upright, degrees)
+    with av.open(str(path)) as c:  # the file really is stored sideways for +-90
+        s = c.streams.video[0]
+        assert (s.width, s.height) == ((64, 48) if degrees in (90, -90) else (48, 64))
+    info = probe(path)
+    assert info.rotation == degrees
+    assert (info.width, info.height) == (48, 64)  # the upright size, whatever the coded one
+    r = VideoReader(path)
+    assert r.backend == ("pyav" if degrees else r.backend) and r.frame_size == (64, 48)
+    frames = r.get_frames([2, 0])
+    assert frames.shape == (2, 64, 48, 3) and frames.flags["C_CONTIGUOUS"]
+    assert np.abs(frames.astype(int) - upright).mean() < 6, "frames are not upright"
+    clips = read_clips(path, TestProtocol("uniformer_dense", 2, 1))
+    assert clips.info.rotation == degrees and clips.frames[0].shape == (2, 64, 48, 3)
+
+
+def test_phone_clip_rotated_minus_90_is_turned_clockwise(tmp_path):
+    # The issue's case: 640x480 coded, a -90 degree display matrix (a phone held upright).
+    coded = np.full((480, 640, 3), 60, np.uint8)
+    coded[:120, :160] = 255  # top-left of the stored frame: FFmpeg's autorotate ("transpose=clock")
+    path = tmp_path / "phone.mp4"     # puts it top-right
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
+        s.options = {"preset": "ultrafast"}
+        s.set_display_rotation(-90)
+        for packet in [*s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")), *s.encode(None)]:
+            c.mux(packet)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (480, 640, -90)
+    frame = read_frames(path, [0])[0]
+    assert frame.shape == (640, 480, 3)
+    assert frame[:160, -120:].mean() > 240 and frame[:160, :120].mean() < 80
+    small = VideoReader(path, max_side=320)  # downscaling happens on the coded frame, before the turn
+    assert small.frame_size == (320, 240) and small.get_frames([0]).shape == (1, 320, 240, 3)
+    with pytest.raises(VideoError, match="display rotation"):
+        VideoReader(path, backend="decord")
