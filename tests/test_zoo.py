@@ -386,3 +386,14 @@ def test_entry_added_at_run_time_is_built_and_loaded_through_its_family(tmp_path
     finally:
         zoo.remove_entry(entry.name)
     assert entry.name not in zoo.ZOO
+
+
+def test_synthetic_entries_are_flagged():
+    # The flag drives the "trained on synthetic clips" note of every prediction: an entry of a
+    # synthetic dataset (synthetic-motion, the lab's synthetic-lab) must carry it.
+    from uniformer.zoo import ZOO
+
+    flagged = {e.name for e in ZOO.values() if e.synthetic}
+    assert flagged == {e.name for e in ZOO.values() if e.dataset.startswith("synthetic")}
+    assert {"uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2"} <= flagged
+

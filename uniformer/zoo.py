@@ -65,6 +65,7 @@ __all__ = [
     "ASSETS",
     "ZOO",
     "Published",
+    "DEFAULT_MODEL",
     "WeightsChoice",
     "ZooEntry",
     "add_entry",
@@ -79,6 +80,10 @@ __all__ = [
 ]
 
 Family = Literal["uniformer", "timesformer"]
+
+# The model a prediction uses when none is named (CLI, API): bundled and trained, never random
+# weights. The one place to change when a better bundled model (the lab model) lands.
+DEFAULT_MODEL = "uniformer_tiny_synthetic_8x2"
 
 ASSETS = assets.ASSETS_DIR  # UNIFORMER_LAB_ASSETS moves it (uniformer/assets.py)
 LABELS_DIR = assets.LABELS_DIR
@@ -134,6 +139,7 @@ class ZooEntry:
     paper: str = ""
     notes: tuple[str, ...] = ()
     kind: Literal["official", "local"] = "official"
+    synthetic: bool = False  # trained on the synthetic generator's classes: predictions on real videos say little
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -378,7 +384,7 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         arch=dict(uniformer_arch.ARCHS["tiny"]),
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="uniformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
-        paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local",
+        paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
     ZooEntry(
         name="timesformer_tiny_synthetic_8x2", family="timesformer",
@@ -386,7 +392,7 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="timesformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
         paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
-        notes=_SYNTH_NOTES, kind="local",
+        notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
 ]
 
