@@ -117,9 +117,10 @@ def test_protocols_follow_the_official_test_settings():
             t, r = map(int, e.name.rsplit("_", 1)[1].split("x"))
             got = (p.sampler, p.num_frames, p.sampling_rate, p.num_clips, p.num_crops)
             assert got == ("uniformer_dense", t, r, 4, 1)
-            assert p.short_side == 224 and "256" in e.card()
+            assert p.short_side == 224 and "256" in e.card() and not p.bgr
         elif e.family == "uniformer":
             assert (p.sampler, p.num_clips, p.num_crops, p.short_side) == ("uniformer_segment", 1, 3, 224)
+            assert p.bgr and "BGR" in e.card(), e.name  # frames read with OpenCV, never converted
         elif e.dataset == "SSv2":
             assert p.sampler == "timesformer_segment" and p.bgr and (p.num_clips, p.num_crops) == (1, 3)
         else:
