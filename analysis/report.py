@@ -39,6 +39,7 @@ from uniformer.data.sampling import TestProtocol
 from uniformer.data.video import VideoInfo
 from uniformer.errors import UniformerLabError
 from uniformer.models.family import get_family
+from uniformer.predict import model_notes, video_notes
 
 
 def _parse_triple(text: str) -> tuple[int, int, int]:
@@ -252,6 +253,7 @@ def run_report(args: argparse.Namespace) -> Path:
              efficiency.efficiency_plotly(published, measured, per, entry.dataset))
 
     info = clip.video_info
+    notes = [*video_notes(info), *notes]
     lines = [
         f"# Attention report: `{args.model}` on `{Path(args.video).name}`",
         "",
@@ -265,6 +267,7 @@ def run_report(args: argparse.Namespace) -> Path:
         "",
         "## Prediction (this one view)",
         "",
+        *[f"> {n}\n" for n in model_notes(entry, random_weights=weights is None)],
         *[f"{i + 1}. {labels[int(c)]} — {float(p):.1%}" for i, (p, c) in enumerate(zip(top.values, top.indices))],
         "",
         "## Redundancy (paper Figure 1, measured)",

@@ -126,8 +126,9 @@ def topk_cards_html(results: list[dict[str, Any]]) -> str:
                 f'<div class="ul-bar"><div style="width:{max(pct, 0.5):.1f}%"></div></div>'
             )
         t = r["timings"]
-        warn = ('<div class="ul-warn">random weights: these labels are not a prediction</div>'
-                if r.get("random_weights") else "")
+        caveats = r.get("notes") or (["random weights: these labels are not a prediction"]
+                                     if r.get("random_weights") else [])
+        warn = "".join(f'<div class="ul-warn">{esc(n)}</div>' for n in caveats)
         cards.append(
             f'<div class="ul-card" data-model="{esc(r["model"])}">'
             f'<div class="ul-title">{esc(r["model"])}</div>{warn}'

@@ -117,6 +117,7 @@ def predict(
             "name": lm.name,
             "weights": pred.weights,
             "random_weights": lm.weights.random,
+            "notes": list(predictor.notes),  # what its labels can mean (synthetic classes, random weights)
             "views": pred.views,
             "device": pred.device,
             "top5": [{"label": lbl, "probability": round(float(p), 6)} for lbl, p in pred.topk],
@@ -127,10 +128,11 @@ def predict(
             "model_cached": model_cached,
         })
         if not info:
-            info = {k: pred.video_info.get(k) for k in ("width", "height", "num_frames", "fps", "duration", "codec")}
+            info = {k: pred.video_info.get(k)
+                    for k in ("width", "height", "rotation", "num_frames", "fps", "duration", "codec")}
             info["decoder"] = pred.backend
         for note in pred.notes:
-            if note not in notes:
+            if note not in notes and note not in predictor.notes:  # model notes go on its card
                 notes.append(note)
         if predictor.protocol not in seen_protocols:
             seen_protocols.add(predictor.protocol)

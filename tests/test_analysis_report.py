@@ -114,6 +114,7 @@ def test_report_attribution_and_random_weights(setup):
     assert (out / "attribution.png").is_file() and (out / "attribution.html").is_file()
     summary = (out / "summary.md").read_text(encoding="utf-8")
     assert "random initialisation" in summary and "Occlusion took" in summary
+    assert "> tiny_report_uniformer runs with random weights" in summary  # the caveat beside the prediction
     assert "(t=0, h=1, w=1)" in (out / "anchor_attention.html").read_text(encoding="utf-8")
 
 

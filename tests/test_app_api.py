@@ -69,6 +69,9 @@ def test_predict_two_models_side_by_side(client, tiny):
     assert result["video"]["num_frames"] == 100 and result["video"]["width"] == 768
     assert all(f'data-model="{m["model"]}"' in cards for m in models)
     assert cards.count('class="ul-row"') == 10
+    for m in models:  # each card says itself that its labels mean nothing
+        assert len(m["notes"]) == 1 and "random weights" in m["notes"][0]
+        assert m["notes"][0].split(",")[0] in cards
     assert len(frames) == 8 + 4  # one thumbnail per sampled frame of each protocol
     assert "Done in" in status and "random weights" in status
 
@@ -153,6 +156,30 @@ def test_handler_refuses_paths_outside_allowed_dirs(tiny, tmp_path):
         tab_predict.predict(state, str(CLIP.parent / ".." / ".." / "README.md"), [tiny[0]])
     allowed = AppState(AppConfig(default_models=tuple(tiny), preload=False, extra_allowed_dirs=(str(tmp_path),)))
     assert tab_predict.predict(allowed, str(outside), [tiny[0]])[0]["models"][0]["name"] == tiny[0]
+
+
+def test_synthetic_model_card_says_synthetic(tmp_path):
+    # The bundled default: trained weights, synthetic classes; the caveat is on its card, not only
+    # in the model card; an upright-rotated phone clip is reported upright.
+    import av
+    import numpy as np
+
+    phone = tmp_path / "phone.mp4"
+    with av.open(str(phone), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(-90)
+        for pkt in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")),
+                    *s.encode()]:
+            c.mux(pkt)
+    name = "uniformer_tiny_synthetic_8x2"
+    state = AppState(AppConfig(default_models=(name,), preload=False, extra_allowed_dirs=(str(tmp_path),)))
+    result, cards, _, status = tab_predict.predict(state, str(phone), [name])
+    (m,) = result["models"]
+    assert m["random_weights"] is False and len(m["notes"]) == 1 and "synthetic" in m["notes"][0]
+    assert "synthetic clips" in cards and "synthetic clips" not in status
+    assert (result["video"]["width"], result["video"]["height"], result["video"]["rotation"]) == (48, 64, -90)
+    assert "display rotation" in status
 
 
 def test_uploaded_checkpoint_is_used_and_bad_one_refused(client, tiny, tmp_path):

@@ -183,3 +183,39 @@ def test_cuda_request_without_cuda_is_clear():
         with pytest.raises(UniformerLabError, match="no CUDA"):
             predict_mod.resolve_device("cuda")
     assert predict_mod.resolve_device("cpu").type == "cpu"
+
+
+def test_default_model_is_bundled_and_trained_and_says_synthetic(capsys):
+    from uniformer.zoo import DEFAULT_MODEL, get_entry, resolve_weights
+
+    assert resolve_weights(DEFAULT_MODEL).source == "bundled"  # never random weights
+    assert predict_mod.build_parser().parse_args(["v.mp4"]).model == DEFAULT_MODEL
+    assert predict_mod.main([str(CLIP), "--json", "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] == DEFAULT_MODEL and "random" not in out["weights"]
+    synthetic = [n for n in out["notes"] if "synthetic" in n]
+    assert len(synthetic) == 1 and synthetic[0].endswith(".") and get_entry(DEFAULT_MODEL).synthetic
+    assert not any("random" in n for n in out["notes"])
+
+
+def test_random_weights_and_real_weights_notes(tiny_checkpoint):
+    rand = predict_mod.Predictor(TINY, device="cpu", views=(1, 1)).predict(CLIP)
+    assert any("random weights" in n for n in rand.notes)
+    trained = predict_mod.Predictor(TINY, checkpoint=tiny_checkpoint, device="cpu", views=(1, 1)).predict(CLIP)
+    assert not any("random" in n or "synthetic" in n for n in trained.notes)  # dataset "test": no caveat
+
+
+def test_rotated_clip_note(tmp_path):
+    import av
+
+    path = tmp_path / "phone.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.set_display_rotation(-90)
+        for pkt in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")),
+                    *s.encode()]:
+            c.mux(pkt)
+    pred = predict_mod.Predictor(TINY, device="cpu", views=(1, 1)).predict(path)
+    assert (pred.video_info["width"], pred.video_info["height"], pred.video_info["rotation"]) == (48, 64, -90)
+    assert any("-90° display rotation" in n and "48×64" in n for n in pred.notes)

@@ -2,44 +2,88 @@
 from __future__ import annotations
 
 import shutil
+from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT, SHARED
+from tests.conftest import REPO_ROOT
 from uniformer.data.sampling import TestProtocol, plan_sampling
 from uniformer.data.video import VideoInfo, VideoReader, probe, read_clips, read_frames
 from uniformer.errors import VideoError
 
 ASSET_CLIPS = REPO_ROOT / "assets" / "clips"
-SHARED_CLIPS = SHARED / "clips"
 
-# Frame counts from the clips' documented duration x rate (assets/clips/README.md and
-# shared/clips/README.md): 10 s @ 10 fps, 5.28 s @ 25 fps, 4.004 s @ 29.97 fps, 3 s @ 10 fps.
+# Frame counts from the shipped clips' documented duration x rate (assets/clips/README.md:
+# 10 s @ 10 fps, 3 s @ 10 fps) and from the generated clips below (written here, frame by frame).
 EXPECTED_FRAMES = {
     "pedestrians_576p_10s.mp4": 100,
-    "bigbuckbunny.mp4": 132,
-    "carphone_pristine.mp4": 120,
     "codec_vp9.webm": 30,
     "codec_av1.mp4": 30,
+    "gen_25fps_with_audio.mp4": 50,
+    "gen_29.97fps_index_at_end.mp4": 60,
 }
 
 
+def _write_generated(path: Path, num_frames: int, width: int, height: int, rate: int | Fraction,
+                     audio: bool = False) -> Path:
+    """A clip with the traits real footage brings and the shipped clips lack: 25 fps with an AAC
+    track beside the video, or NTSC 30000/1001 fps with the index (moov) after the samples
+    (PyAV's mp4 muxer writes it last); H.264 with B-frames and a keyframe every 12 frames."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.options = {"preset": "veryfast", "x264-params": "keyint=12:min-keyint=12:scenecut=0:bframes=2"}
+        a = c.add_stream("aac", rate=16000) if audio else None
+        if a is not None:
+            a.layout = "mono"
+        for i in range(num_frames):  # every frame differs: a moving ramp and a changing blue level
+            img = np.stack([(xx * 4 + i * 7) % 256, (yy * 4) % 256, np.full_like(xx, i * 19 % 256)], -1)
+            for packet in s.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8), format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+        if a is not None:
+            for pts in range(0, int(16000 * num_frames / float(rate)), 1024):
+                frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                frame.sample_rate, frame.pts = 16000, pts
+                for packet in a.encode(frame):
+                    c.mux(packet)
+            for packet in a.encode(None):
+                c.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_paths(tmp_path_factory) -> dict[str, Path]:
+    """Every test clip: the ones shipped in assets/clips plus two generated here (~40 KB, < 1 s)."""
+    tmp = tmp_path_factory.mktemp("generated_clips")
+    paths = {n: ASSET_CLIPS / n for n in EXPECTED_FRAMES if not n.startswith("gen_")}
+    paths["gen_25fps_with_audio.mp4"] = _write_generated(tmp / "gen_25fps_with_audio.mp4", 50, 160, 90, 25,
+                                                         audio=True)
+    paths["gen_29.97fps_index_at_end.mp4"] = _write_generated(tmp / "gen_29.97fps_index_at_end.mp4", 60, 176, 144,
+                                                              Fraction(30000, 1001))
+    return paths
+
+
 def _clip_path(name: str) -> Path:
-    """Prefer the copy shipped in assets/clips; otherwise ../shared/clips beside the repo."""
-    local = ASSET_CLIPS / name
-    return local if local.exists() else SHARED_CLIPS / name
+    return ASSET_CLIPS / name
 
 
-def test_every_clip_is_available():
-    # CI has ../shared beside the clone; a missing clip is a failure, not a skip.
-    missing = [n for n in EXPECTED_FRAMES if not _clip_path(n).exists()]
-    assert not missing, f"clips not found in {ASSET_CLIPS} or {SHARED_CLIPS}: {missing}"
+def test_every_clip_is_available(clip_paths):
+    # A missing clip is a failure, not a skip: everything the tests read is in the repository.
+    missing = [n for n, p in clip_paths.items() if not p.exists()]
+    assert not missing, f"clips not found: {missing}"
     shipped = {p.name for p in ASSET_CLIPS.iterdir() if p.suffix in (".mp4", ".webm")}
     assert {"pedestrians_576p_10s.mp4", "codec_vp9.webm", "codec_av1.mp4"} <= shipped
     assert sum(p.stat().st_size for p in ASSET_CLIPS.iterdir()) < 2_000_000
+    with av.open(str(clip_paths["gen_25fps_with_audio.mp4"])) as c:
+        assert sorted(s.type for s in c.streams) == ["audio", "video"]
+    data = clip_paths["gen_29.97fps_index_at_end.mp4"].read_bytes()
+    assert data.find(b"moov") > len(data) // 2
 
 
 def _decode_all_pyav(path: Path) -> list[np.ndarray]:
@@ -58,8 +102,8 @@ def _decord_count(path: Path) -> int | None:
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FRAMES))
-def test_clip_decodes_to_expected_frame_count(name):
-    path = _clip_path(name)
+def test_clip_decodes_to_expected_frame_count(name, clip_paths):
+    path = clip_paths[name]
     expected = EXPECTED_FRAMES[name]
     ref = _decode_all_pyav(path)
     assert len(ref) == expected
@@ -268,7 +312,7 @@ BAD_INPUTS = ["missing", "directory", "zero_bytes", "truncated_no_index", "trunc
 
 
 @pytest.mark.parametrize("kind", BAD_INPUTS)
-def test_bad_input_raises_video_error(kind, tmp_path):
+def test_bad_input_raises_video_error(kind, tmp_path, clip_paths):
     ped = _clip_path("pedestrians_576p_10s.mp4")
     path = tmp_path / "video.mp4"
     if kind == "missing":
@@ -279,8 +323,8 @@ def test_bad_input_raises_video_error(kind, tmp_path):
     elif kind == "zero_bytes":
         path.write_bytes(b"")
     elif kind == "truncated_no_index":
-        # carphone stores its index (moov) at the end: the first half has no index at all.
-        data = _clip_path("carphone_pristine.mp4").read_bytes()
+        # This clip stores its index (moov) at the end: the first half has no index at all.
+        data = clip_paths["gen_29.97fps_index_at_end.mp4"].read_bytes()
         assert data.find(b"moov") > len(data) // 2
         path.write_bytes(data[: len(data) // 2])
     elif kind == "truncated_header":
@@ -371,3 +415,74 @@ def test_read_clips_follows_the_protocol():
     for frames, idx in zip(clips.frames, clips.plan.clips):
         assert frames.shape == (8, 576, 768, 3)
         assert all(np.array_equal(f, ref[i]) for f, i in zip(frames, idx))
+
+
+# ------------------------------------------------------------------------------ display rotation
+
+def _upright_pattern(height: int = 64, width: int = 48) -> np.ndarray:
+    """A portrait frame no rotation or flip maps onto itself: a white block top-left, a red bar
+    along the bottom edge, grey elsewhere."""
+    img = np.full((height, width, 3), 100, np.uint8)
+    img[: height // 4, : width // 3] = 255
+    img[-height // 8:, :] = (230, 20, 20)
+    return img
+
+
+def _write_rotated(path: Path, upright: np.ndarray, degrees: int, num_frames: int = 3) -> Path:
+    """Store ``upright`` as a phone would: coded frames turned against the display matrix, which
+    says to rotate them by ``degrees`` counter-clockwise (PyAV's and FFmpeg's convention)."""
+    coded = np.ascontiguousarray(np.rot90(upright, -(degrees // 90) % 4))
+    h, w = coded.shape[:2]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=10)
+        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "10"}
+        s.set_display_rotation(degrees)
+        for _ in range(num_frames):
+            for packet in s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
+                c.mux(packet)
+        for packet in s.encode(None):
+            c.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("degrees", [-90, 90, 180, 0])
+def test_display_rotation_delivers_upright_frames(tmp_path, degrees):
+    upright = _upright_pattern()
+    path = _write_rotated(tmp_path / f"rot{degrees}.mp4", upright, degrees)
+    with av.open(str(path)) as c:  # the file really is stored sideways for +-90
+        s = c.streams.video[0]
+        assert (s.width, s.height) == ((64, 48) if degrees in (90, -90) else (48, 64))
+    info = probe(path)
+    assert info.rotation == degrees
+    assert (info.width, info.height) == (48, 64)  # the upright size, whatever the coded one
+    r = VideoReader(path)
+    assert r.backend == ("pyav" if degrees else r.backend) and r.frame_size == (64, 48)
+    frames = r.get_frames([2, 0])
+    assert frames.shape == (2, 64, 48, 3) and frames.flags["C_CONTIGUOUS"]
+    assert np.abs(frames.astype(int) - upright).mean() < 6, "frames are not upright"
+    clips = read_clips(path, TestProtocol("uniformer_dense", 2, 1))
+    assert clips.info.rotation == degrees and clips.frames[0].shape == (2, 64, 48, 3)
+
+
+def test_phone_clip_rotated_minus_90_is_turned_clockwise(tmp_path):
+    # The issue's case: 640x480 coded, a -90 degree display matrix (a phone held upright).
+    coded = np.full((480, 640, 3), 60, np.uint8)
+    coded[:120, :160] = 255  # top-left of the stored frame: FFmpeg's autorotate ("transpose=clock")
+    path = tmp_path / "phone.mp4"     # puts it top-right
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
+        s.options = {"preset": "ultrafast"}
+        s.set_display_rotation(-90)
+        for packet in [*s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")), *s.encode(None)]:
+            c.mux(packet)
+    info = probe(path)
+    assert (info.width, info.height, info.rotation) == (480, 640, -90)
+    frame = read_frames(path, [0])[0]
+    assert frame.shape == (640, 480, 3)
+    assert frame[:160, -120:].mean() > 240 and frame[:160, :120].mean() < 80
+    small = VideoReader(path, max_side=320)  # downscaling happens on the coded frame, before the turn
+    assert small.frame_size == (320, 240) and small.get_frames([0]).shape == (1, 320, 240, 3)
+    with pytest.raises(VideoError, match="display rotation"):
+        VideoReader(path, backend="decord")

@@ -117,9 +117,10 @@ def test_protocols_follow_the_official_test_settings():
             t, r = map(int, e.name.rsplit("_", 1)[1].split("x"))
             got = (p.sampler, p.num_frames, p.sampling_rate, p.num_clips, p.num_crops)
             assert got == ("uniformer_dense", t, r, 4, 1)
-            assert p.short_side == 224 and "256" in e.card()
+            assert p.short_side == 224 and "256" in e.card() and not p.bgr
         elif e.family == "uniformer":
             assert (p.sampler, p.num_clips, p.num_crops, p.short_side) == ("uniformer_segment", 1, 3, 224)
+            assert p.bgr and "BGR" in e.card(), e.name  # frames read with OpenCV, never converted
         elif e.dataset == "SSv2":
             assert p.sampler == "timesformer_segment" and p.bgr and (p.num_clips, p.num_crops) == (1, 3)
         else:
@@ -386,3 +387,19 @@ def test_entry_added_at_run_time_is_built_and_loaded_through_its_family(tmp_path
     finally:
         zoo.remove_entry(entry.name)
     assert entry.name not in zoo.ZOO
+
+
+def test_synthetic_entries_are_flagged():
+    # The flag drives the "trained on synthetic clips" note of every prediction: an entry of a
+    # synthetic dataset (synthetic-motion, the lab's synthetic-lab) must carry it.
+    from uniformer.zoo import ZOO
+
+    flagged = {e.name for e in ZOO.values() if e.synthetic}
+    assert flagged == {e.name for e in ZOO.values() if e.dataset.startswith("synthetic")}
+    assert {"uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2"} <= flagged
+
+def test_published_accuracy_is_the_released_weights_figure():
+    # Sense-X/UniFormer video_classification/README.md (model zoo): B 32f SSv2 K400-pretrained 71.1
+    # (the paper's Table 3 prints 71.2); the K600-pretrained one is 71.2 in both.
+    assert zoo.get_entry("uniformer_base_sthv2_32_prek400").published.top1 == 71.1
+    assert zoo.get_entry("uniformer_base_sthv2_32_prek600").published.top1 == 71.2

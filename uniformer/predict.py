@@ -19,7 +19,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -29,7 +29,9 @@ from uniformer.data.video import Clips, read_clips
 from uniformer.device import autocast, resolve_amp, resolve_device
 from uniformer.errors import UniformerLabError
 
-DEFAULT_MODEL = "uniformer_small_k400_16x8"
+if TYPE_CHECKING:  # pragma: no cover
+    from uniformer.data.video import VideoInfo
+    from uniformer.zoo import ZooEntry
 
 
 @dataclass
@@ -76,9 +78,32 @@ class PreparedClip:
                 f"The video has {plan.num_frames_in_video} frames, fewer than one clip spans "
                 f"({plan.span:.0f}); frames were repeated to fill the clip, as the official loaders do."
             )
-        if self.clips.info.backend != "decord":
-            notes.append(f"Decoded with {self.clips.backend} (decord could not read this file).")
+        notes.extend(video_notes(self.clips.info))
         return notes
+
+
+def video_notes(info: VideoInfo) -> list[str]:
+    """What decoding did to a video that a user should know (rotation, decoder fallback)."""
+    notes = []
+    if info.rotation:
+        notes.append(f"The video carries a {info.rotation}° display rotation (as phones record); its frames were "
+                     f"turned upright ({info.width}×{info.height}) before the model saw them.")
+    if info.backend != "decord":
+        why = "decord ignores display rotation" if info.rotation else "decord could not read this file"
+        notes.append(f"Decoded with {info.backend} ({why}).")
+    return notes
+
+
+def model_notes(entry: ZooEntry, *, random_weights: bool) -> list[str]:
+    """What a model's labels can mean on a user's video, in one sentence (CLI, API, app card, report)."""
+    if random_weights:
+        return [f"{entry.name} runs with random weights (no trained weights were found), so its labels show that "
+                "the pipeline runs, not what the video contains."]
+    if entry.synthetic:
+        return [f"{entry.name} was trained only on synthetic clips ({entry.num_classes} motion classes of this "
+                "project's generator, not human actions), so on a real video its labels say little about what "
+                "it shows."]
+    return []
 
 
 def prepare_video(path: str | os.PathLike, protocol: TestProtocol, *, max_side: int | None = None) -> PreparedClip:
@@ -102,20 +127,22 @@ def default_max_side(protocol: TestProtocol) -> int:
 class Predictor:
     """A loaded model plus its test protocol; call :meth:`predict` on video paths.
 
-    ``views=(clips, crops)`` overrides the checkpoint's protocol (e.g. ``(1, 1)`` for a quick look).
+    ``model=None`` is the zoo's ``DEFAULT_MODEL`` (bundled, trained weights). ``views=(clips, crops)``
+    overrides the checkpoint's protocol (e.g. ``(1, 1)`` for a quick look).
     """
 
     def __init__(
         self,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         *,
         checkpoint: str | os.PathLike | None = None,
         device: str = "auto",
         views: tuple[int, int] | None = None,
         view_batch: int = 4,
     ) -> None:
-        from uniformer.zoo import create_model, get_entry, resolve_weights
+        from uniformer.zoo import DEFAULT_MODEL, create_model, get_entry, resolve_weights
 
+        model = model or DEFAULT_MODEL
         self.entry = get_entry(model)
         self.device = resolve_device(device)
         self.amp_dtype = resolve_amp("auto", self.device)  # CUDA: bf16 where supported, else fp16
@@ -123,6 +150,8 @@ class Predictor:
             checkpoint = resolve_weights(model).path
         self.model = create_model(model, checkpoint=checkpoint, device=str(self.device))
         self.weights = str(checkpoint) if checkpoint is not None else "random initialisation (no checkpoint given)"
+        self.random_weights = checkpoint is None
+        self.notes: list[str] = model_notes(self.entry, random_weights=self.random_weights)
         self.label_names: list[str] = list(self.model.label_names)
         protocol = self.entry.protocol
         if views is not None:
@@ -180,7 +209,7 @@ class Predictor:
             device=str(self.device),
             backend=prepared.clips.backend,
             video_info=dataclasses.asdict(info),
-            notes=prepared.notes,
+            notes=[*self.notes, *prepared.notes],
             weights=self.weights,
         )
 
@@ -210,9 +239,12 @@ def format_prediction(pred: Prediction) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from uniformer.zoo import DEFAULT_MODEL
+
     p = argparse.ArgumentParser(prog="python -m uniformer.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("video", help="path to a video file")
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo model name (default {DEFAULT_MODEL})")
+    p.add_argument("--model", default=DEFAULT_MODEL, help=f"zoo model name (default {DEFAULT_MODEL}: bundled, "
+                   "trained on synthetic motion classes)")
     p.add_argument("--checkpoint", help="weights file (.pth/.pyth/.pt/.safetensors); default: the bundled "
                                         "file for local models, else a copy in the local Hugging Face cache, "
                                         "else random weights")

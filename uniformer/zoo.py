@@ -65,6 +65,7 @@ __all__ = [
     "ASSETS",
     "ZOO",
     "Published",
+    "DEFAULT_MODEL",
     "WeightsChoice",
     "ZooEntry",
     "add_entry",
@@ -79,6 +80,10 @@ __all__ = [
 ]
 
 Family = Literal["uniformer", "timesformer"]
+
+# The model a prediction uses when none is named (CLI, API): bundled and trained, never random
+# weights. The one place to change when a better bundled model (the lab model) lands.
+DEFAULT_MODEL = "uniformer_tiny_synthetic_8x2"
 
 ASSETS = assets.ASSETS_DIR  # UNIFORMER_LAB_ASSETS moves it (uniformer/assets.py)
 LABELS_DIR = assets.LABELS_DIR
@@ -134,6 +139,7 @@ class ZooEntry:
     paper: str = ""
     notes: tuple[str, ...] = ()
     kind: Literal["official", "local"] = "official"
+    synthetic: bool = False  # trained on the synthetic generator's classes: predictions on real videos say little
 
     # ------------------------------------------------------------------------- derived
     @property
@@ -280,7 +286,9 @@ def _uniformer_entries() -> list[ZooEntry]:
     for size, ds, frames, pre in _UNIFORMER_SSV:
         letter, arch = _UNIFORMER_SIZES[size]
         name = f"uniformer_{size}_sth{ds[-2:].lower()}_{frames}_pre{pre.lower()}"
-        notes = ["Something-Something test: 1 clip of segment-middle frames x 3 crops (short side 224)."]
+        notes = ["Something-Something test: 1 clip of segment-middle frames x 3 crops (short side 224).",
+                 "Frames are fed in BGR order: the official Something-Something loader (slowfast/datasets/sth.py) "
+                 "reads JPEGs with OpenCV and never converts (per the code; not verified against the weights)."]
         if ds == "SSv2":
             notes.append("Label order assumed to be the official labels.json order (ssv2.txt), as produced by "
                          "the TSM-style split files UniFormer trains from; not verified on a golden clip.")
@@ -291,7 +299,7 @@ def _uniformer_entries() -> list[ZooEntry]:
             name=name, family="uniformer", arch=dict(arch, img_size=224), dataset=ds, num_classes=174,
             labels="ssv2.txt" if ds == "SSv2" else None,
             protocol=TestProtocol("uniformer_segment", num_frames=frames, num_clips=1, num_crops=3,
-                                  short_side=224, crop_size=224, mean=MEAN, std=STD),
+                                  short_side=224, crop_size=224, mean=MEAN, std=STD, bgr=True),
             hf_hub_id=UNIFORMER_HUB, hf_hub_filename=f"{name}.pth", url=UNIFORMER_ORIGIN,
             published=_published("UniFormer", f"UniFormer-{letter} {frames}f", ds, "1x3", f"IN-1K+{pre}", frames),
             pretrain=f"IN-1K+{pre}", license="mit", paper="UniFormer (ICLR 2022, arXiv 2201.04676)",
@@ -378,7 +386,7 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         arch=dict(uniformer_arch.ARCHS["tiny"]),
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="uniformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
-        paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local",
+        paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
     ZooEntry(
         name="timesformer_tiny_synthetic_8x2", family="timesformer",
@@ -386,7 +394,7 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="timesformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
         paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
-        notes=_SYNTH_NOTES, kind="local",
+        notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
 ]
 

@@ -18,6 +18,12 @@ Rules this module keeps:
   short side to 224–448 anyway, and the official Kinetics data were stored at a short side of
   256–320, so this keeps accuracy while 64 frames of a 4K clip take ~80 MB instead of ~1.6 GB.
   ``max_side=0`` disables scaling.
+- **Frames come out upright.** Phones store portrait video as landscape frames plus a display
+  matrix (a -90° rotation for a phone held upright); players rotate on display, decoders do not.
+  The rotation (nearest multiple of 90°; flips are ignored) is read from the first decoded frame's
+  side data, every frame is turned by it (``np.rot90``), and :class:`VideoInfo` reports the
+  upright size and the ``rotation``. decord ignores the matrix (decord2 3.4 even fails on such
+  files), so rotated videos are read with PyAV.
 - **Metadata may lie.** Indices past the real end (truncated files, wrong frame counts) are
   clamped to the last decodable frame; ``VideoReader.num_decodable`` then tells the real count.
 - **Bad input is a ``VideoError`` with one sentence**, never an ffmpeg traceback.
@@ -57,13 +63,14 @@ class VideoInfo:
 
     num_frames: int        # frames the decoder can index (decord's index or the packet count)
     fps: float             # average frame rate (container ``avg_frame_rate``, as PySlowFast read it)
-    width: int             # source frame size, before any downscaling
+    width: int             # upright source frame size (after the display rotation), before any downscaling
     height: int
     duration: float        # seconds
     codec: str             # e.g. "h264", "vp9", "av1"
     backend: str           # "decord" or "pyav": the backend in use (a reader switches to "pyav"
                            # and updates this if decord fails while decoding, as on VP9)
     container: str = ""    # ffmpeg demuxer name, e.g. "mov,mp4,m4a,3gp,3g2,mj2" or "matroska,webm"
+    rotation: int = 0      # display rotation applied to the frames, counter-clockwise degrees (0, 90, 180, -90)
 
 
 @dataclass
@@ -137,14 +144,21 @@ class VideoReader:
         self._damaged = False                # decode single-threaded once a stream ended early
 
         meta = self._probe_container()
-        self._src_w, self._src_h = meta["width"], meta["height"]
+        self._src_w, self._src_h = meta["width"], meta["height"]   # coded size, as the decoder outputs it
         self._out = _scaled_size(self._src_w, self._src_h, max_side)
+        self._turns = (meta["rotation"] // 90) % 4                 # np.rot90 quarter turns that make frames upright
 
         num_frames = 0
         decord_fps = 0.0
         chosen = "pyav"
+        if meta["rotation"]:
+            if backend == "decord":
+                raise VideoError(f"decord cannot read '{self.path}' upright: it has a {meta['rotation']}° display "
+                                 "rotation, which decord ignores; use the PyAV backend.")
+            self.fallback_reason = f"the video has a {meta['rotation']}° display rotation, which decord ignores"
         # decord seeks MPEG-1/2 video (.mpg, .ts) to wrong frames without an error: PyAV reads those.
-        if backend == "decord" or (backend == "auto" and meta["codec"] not in ("mpeg1video", "mpeg2video")):
+        if backend == "decord" or (backend == "auto" and not meta["rotation"]
+                                   and meta["codec"] not in ("mpeg1video", "mpeg2video")):
             try:
                 decord = _quiet_decord()
                 kw = {"width": self._out[0], "height": self._out[1]} if self._out else {}
@@ -172,9 +186,10 @@ class VideoReader:
             fps = 30.0  # unknown rate: the value PySlowFast assumes as its target rate
         if not duration:
             duration = num_frames / fps
-        self._info = VideoInfo(num_frames=num_frames, fps=float(fps), width=self._src_w,
-                               height=self._src_h, duration=float(duration), codec=meta["codec"],
-                               backend=chosen, container=meta["container"])
+        upright_w, upright_h = (self._src_h, self._src_w) if self._turns % 2 else (self._src_w, self._src_h)
+        self._info = VideoInfo(num_frames=num_frames, fps=float(fps), width=upright_w,
+                               height=upright_h, duration=float(duration), codec=meta["codec"],
+                               backend=chosen, container=meta["container"], rotation=meta["rotation"])
 
     # -- metadata -----------------------------------------------------------------------------
 
@@ -221,7 +236,8 @@ class VideoReader:
             else:
                 duration = 0.0
             return {"width": width, "height": height, "fps": fps, "duration": duration,
-                    "codec": _CODEC_ALIASES.get(codec, codec), "container": fmt}
+                    "codec": _CODEC_ALIASES.get(codec, codec), "container": fmt,
+                    "rotation": _display_rotation(c, s)}
 
     def _packet_index(self) -> _PacketIndex:
         if self._index is None:
@@ -239,10 +255,9 @@ class VideoReader:
 
     @property
     def frame_size(self) -> tuple[int, int]:
-        """``(height, width)`` of the arrays :meth:`get_frames` returns."""
-        if self._out:
-            return self._out[1], self._out[0]
-        return self._src_h, self._src_w
+        """``(height, width)`` of the (upright) arrays :meth:`get_frames` returns."""
+        h, w = (self._out[1], self._out[0]) if self._out else (self._src_h, self._src_w)
+        return (w, h) if self._turns % 2 else (h, w)
 
     @property
     def downscaled(self) -> bool:
@@ -277,6 +292,8 @@ class VideoReader:
                 self._switch_to_pyav(f"decord failed while decoding: {_short(err)}")
         if batch is None:
             batch = self._read_pyav(uniq)
+        if self._turns:
+            batch = np.ascontiguousarray(np.rot90(batch, self._turns, axes=(1, 2)))
         if len(uniq) == len(idx) and np.array_equal(uniq, idx):
             return np.ascontiguousarray(batch)
         return batch[inverse.reshape(-1)]
@@ -432,7 +449,8 @@ class VideoReader:
 
     def __repr__(self) -> str:
         i = self._info
-        return (f"VideoReader('{self.path}', {i.width}x{i.height}, {i.num_frames} frames @ "
+        rot = f", rotated {i.rotation}°" if i.rotation else ""
+        return (f"VideoReader('{self.path}', {i.width}x{i.height}{rot}, {i.num_frames} frames @ "
                 f"{i.fps:.3g} fps, {i.codec}, backend={i.backend})")
 
 
@@ -490,6 +508,26 @@ class _PacketIndex:
         if pts is None:
             return default
         return self._rank.get(int(pts), default)
+
+
+def _display_rotation(c, s, max_packets: int = 64) -> int:
+    """Counter-clockwise display rotation of stream ``s`` (0, 90, 180 or -90), from the display
+    matrix ffmpeg attaches to decoded frames (PyAV has no stream-level getter; ``frame.rotation``
+    is that matrix's angle). Costs one decoded frame; 0 when none decodes in ``max_packets``."""
+    try:
+        for n, packet in enumerate(c.demux(s)):
+            if n >= max_packets:
+                break
+            try:
+                frames = packet.decode()
+            except Exception:  # a corrupt packet: try the next one
+                continue
+            for frame in frames:
+                degrees = float(getattr(frame, "rotation", 0) or 0)
+                return {0: 0, 1: 90, 2: 180, 3: -90}[round(degrees / 90) % 4]
+    except Exception:  # demuxer gave up (truncated, corrupt): the decoders will say so later
+        pass
+    return 0
 
 
 def _short(err: BaseException) -> str:
