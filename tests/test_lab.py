@@ -105,8 +105,8 @@ def test_config_validation():
     with pytest.raises(ValueError, match="speed must be a range"):
         LabConfig(speed=(0.02, 0.01))
     with pytest.raises(ValueError, match="raise --fast-speed"):  # 'starting' would draw from an empty range
-        LabConfig(speed=(0.03, 0.04))
-    LabConfig(speed=(0.03, 0.04), fast_speed=(0.03, 0.05))
+        LabConfig(speed=(0.05, 0.06))
+    LabConfig(speed=(0.05, 0.06), fast_speed=(0.03, 0.06))
     with pytest.raises(ValueError, match="Unknown lab class"):
         render_lab_clip("flying", clip_rng(0, "train", 0), SMALL)
 
