@@ -43,6 +43,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from benchmarks.model_latency import ALIASES, Case, run_case, zoo_name  # noqa: E402
+from uniformer.device import cpu_name  # noqa: E402
 
 SECTIONS = ("models", "attention", "precision", "compile", "optimize", "decode", "predict_cli", "app", "load")
 FULL_MODELS = ("uniformer_s8", "uniformer_s16", "uniformer_s32", "uniformer_b8", "uniformer_b16", "uniformer_b32",
@@ -56,16 +57,6 @@ README_END = "<!-- performance:end -->"
 
 def _load1() -> float:
     return round(os.getloadavg()[0], 2)
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _git_commit() -> str | None:
@@ -680,7 +671,7 @@ def main(argv: list[str] | None = None) -> int:
     cmd = "python -m benchmarks.run" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
     report: dict[str, Any] = {"meta": {
         "command": cmd, "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "quick": args.quick, "device": args.device, "cpu": _cpu_name(), "cpu_count": os.cpu_count(),
+        "quick": args.quick, "device": args.device, "cpu": cpu_name(), "cpu_count": os.cpu_count(),
         "threads": args.threads or torch.get_num_threads(), "torch": torch.__version__,
         "python": platform.python_version(), "platform": platform.platform(), "commit": _git_commit(),
         "loadavg_start": [round(v, 2) for v in os.getloadavg()], "models": list(plan.models),

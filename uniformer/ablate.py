@@ -32,7 +32,6 @@ import csv
 import json
 import math
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from uniformer.device import cpu_name
 from uniformer.errors import UniformerLabError
 
 __all__ = [
@@ -213,17 +213,6 @@ def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Pat
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def cpu_name() -> str:
-    """The CPU's model name (figures on this project's machines differ by CPU)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def write_report(rows: Sequence[RunResult], report_dir: Path,

@@ -8,13 +8,15 @@ matching context (a no-op for fp32).
 from __future__ import annotations
 
 import contextlib
+import platform
 import re
+from pathlib import Path
 
 import torch
 
 from uniformer.errors import ConfigError, UniformerLabError
 
-__all__ = ["resolve_device", "resolve_amp", "autocast"]
+__all__ = ["resolve_device", "resolve_amp", "autocast", "cpu_name"]
 
 _CUDA = re.compile(r"cuda(?::(\d+))?")
 
@@ -68,3 +70,14 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def cpu_name() -> str:
+    """The CPU's model name: every speed figure names it (this project's machines differ by CPU)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
