@@ -78,3 +78,28 @@ def test_report_files(tmp_path: Path) -> None:
     assert (tmp_path / "ablation.png").stat().st_size > 10_000
     with pytest.raises(AblationError, match="No finished run"):
         write_report([], tmp_path)
+
+
+@pytest.mark.slow
+def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
+    """Two layouts and the TimeSformer row, trained for two steps each on a few lab clips."""
+    import os
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "uniformer.ablate", "--out", str(tmp_path / "runs"), "--layouts", "LLGG,GGGG,TS",
+            "--seeds", "0", "--data", str(tmp_path / "lab"), "--heldout", str(tmp_path / "heldout"),
+            "--train-clips", "24", "--val-clips", "12", "--heldout-clips", "12", "--report", str(tmp_path / "report"),
+            "--extra", "optim.epochs=1", "run.steps_per_epoch=2", "data.batch_size=4", "data.num_workers=0",
+            "run.eval_every=0"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    with (tmp_path / "report" / "ablation.csv").open() as f:
+        rows = {r["layout"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"LLGG", "GGGG", "TS"}
+    assert all(int(r["n_eval"]) == 12 and 0 <= float(r["top1"]) <= 1 for r in rows.values())
+    assert float(rows["GGGG"]["gflops"]) > float(rows["LLGG"]["gflops"])  # global attention over 28x28 tokens
+    assert (tmp_path / "runs" / "GGGG_s0" / "config.toml").read_text().count('layout = "GGGG"') == 1
+    again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # all done: nothing retrains
+    assert again.returncode == 0 and "training" not in again.stdout
