@@ -1,4 +1,4 @@
-"""The prediction CLI starts without its heavy dependencies (issue 15 item 7), checked structurally.
+"""The CLIs start without their heavy dependencies (issue 15 item 7), checked structurally.
 
 ``--help`` and argument errors must not pay for timm, torchvision, the decoders or the UI/plot
 libraries: those are imported where they are used. A fresh interpreter imports the module and
@@ -11,6 +11,8 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 HEAVY = ("timm", "torchvision", "av", "decord", "gradio", "matplotlib", "plotly", "captum", "huggingface_hub",
@@ -26,8 +28,13 @@ def _loaded_after(code: str) -> list[str]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_predict_module_import_is_light():
-    assert _loaded_after("import uniformer.predict") == []
+@pytest.mark.parametrize("module", ["uniformer.predict", "uniformer.train.cli", "uniformer.train"])
+def test_cli_module_import_is_light(module):
+    assert _loaded_after(f"import {module}") == []
+
+
+def test_evaluate_import_skips_models_and_video():
+    assert _loaded_after("import uniformer.evaluate") == []
 
 
 def test_predict_help_and_bad_arguments_are_light():
@@ -36,6 +43,14 @@ def test_predict_help_and_bad_arguments_are_light():
             "    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):\n"
             "        try:\n            predict.main(argv)\n        except SystemExit:\n            pass")
     assert _loaded_after(code) == []
+
+
+def test_train_package_names_still_resolve():
+    """``uniformer.train`` loads its names on first use; they are the same objects as in the submodules."""
+    code = ("import uniformer.train as t, uniformer.train.loop as loop, uniformer.train.trainer as tr\n"
+            "assert t.train is loop.train and t.Trainer is tr.Trainer and 'Trainer' in dir(t)\n"
+            "assert all(getattr(t, n) is not None for n in t.__all__)")
+    assert "timm" in _loaded_after(code)
 
 
 def test_the_model_files_still_register_with_timm_when_imported():
