@@ -6,6 +6,9 @@ all test views (clips × crops). The project's measured points are FLOPs/params 
 ``uniformer.flops.count_flops`` on the zoo architecture at the zoo input size (no weights
 needed, counted on the ``meta`` device); they carry the published top-1 of that checkpoint
 (accuracy is not re-measured here) and are drawn hollow so the two are never confused.
+A measured model with no published top-1 (a bundled synthetic model, a dataset without a published
+table) is still drawn: a hollow square at its GFLOPs on the bottom edge of the accuracy range, a dashed
+line up through it, and a note on the figure, so the figure is never empty axes.
 """
 from __future__ import annotations
 
@@ -172,6 +175,26 @@ def _title(dataset: str | None, per: Per) -> str:
     return f"Accuracy vs cost on {where} — {'per view' if per == 'view' else 'total over views'}"
 
 
+def _unknown_accuracy_span(published: Sequence[PublishedPoint], measured: Sequence[MeasuredPoint],
+                           per: Per) -> tuple[float, float]:
+    """Accuracy range of the points that have one (a dashed line spans it); 0-100 % when none do."""
+    ys = [p.top1 for p in published if p.gflops(per) is not None] + [m.top1 for m in measured if m.top1 is not None]
+    return (min(ys), max(ys)) if ys else (0.0, 100.0)
+
+
+def _figure_note(published: Sequence[PublishedPoint], measured: Sequence[MeasuredPoint], per: Per,
+                 dataset: str | None) -> str:
+    """One line under the title saying what is missing, or "" when every point has an accuracy."""
+    parts = []
+    if not any(p.gflops(per) is not None for p in published):
+        parts.append(f"no published result for {dataset or 'this dataset'}")
+    unknown = [m.name for m in measured if m.top1 is None]
+    if unknown:
+        parts.append(f"accuracy not known for {', '.join(unknown)}: drawn at its measured cost "
+                     "(square on the dashed line)")
+    return "; ".join(parts)
+
+
 def efficiency_plotly(
     published: Sequence[PublishedPoint], measured: Sequence[MeasuredPoint] = (), per: Per = "view",
     dataset: str | None = None,
@@ -200,6 +223,24 @@ def efficiency_plotly(
                            "<br>published %{customdata[1]} GFLOPs/view; top-1 is the published "
                            "one<extra>measured</extra>"),
         ))
+    lo, hi = _unknown_accuracy_span(published, measured, per)
+    for i, m in enumerate(m for m in measured if m.top1 is None):
+        fig.add_trace(go.Scatter(
+            x=[m.gflops(per), m.gflops(per)], y=[lo, hi], mode="lines", line=dict(dash="dash", color="#000000"),
+            hoverinfo="skip", showlegend=False,
+        ))
+        fig.add_trace(go.Scatter(
+            x=[m.gflops(per)], y=[lo], mode="markers+text", name="measured here (accuracy not known)",
+            showlegend=i == 0, marker=dict(size=13, symbol="square-open", line=dict(width=2), color="#000000"),
+            text=[f"{m.name}: {m.gflops(per):.3g} G, {m.params_m:.2f} M"], textposition="top right",
+            textfont=dict(size=9),
+            hovertemplate=f"{m.name}<br>measured %{{x:.3g}} GFLOPs, {m.params_m:.2f} M params<br>no published "
+                          "top-1: the height means nothing<extra>measured</extra>",
+        ))
+    note = _figure_note(published, measured, per, dataset)
+    if note:
+        fig.add_annotation(text=note, xref="paper", yref="paper", x=0, y=1.0, yanchor="bottom", showarrow=False,
+                           font=dict(size=11), align="left", xanchor="left")
     fig.update_xaxes(type="log", title_text=_axis_title(per))
     fig.update_yaxes(title_text="top-1 accuracy (%)")
     fig.update_layout(title=_title(dataset, per), height=560, width=900, legend=dict(font=dict(size=10)))
@@ -232,10 +273,28 @@ def efficiency_mpl(
         first = False
         ax.annotate(f"{m.name}\n{m.gflops(per):.1f} G, {m.params_m:.1f} M", (m.gflops(per), m.top1), fontsize=6,
                     xytext=(4, -12), textcoords="offset points")
+    lo, hi = _unknown_accuracy_span(published, measured, per)
+    first = True
+    for m in measured:
+        if m.top1 is not None:
+            continue
+        x = m.gflops(per)
+        ax.plot([x, x], [lo, hi], ls="--", lw=1, color="black", alpha=0.6)
+        ax.scatter([x], [lo], s=90, marker="s", facecolors="none", edgecolors="black", linewidths=1.5, zorder=3,
+                   label="measured here (accuracy not known)" if first else None)
+        first = False
+        ax.annotate(f"{m.name}\n{x:.3g} G, {m.params_m:.2f} M", (x, lo), fontsize=6, xytext=(6, 4),
+                    textcoords="offset points")
     ax.set_xscale("log")
+    if not any(p.gflops(per) is not None for p in published) and measured:
+        xs = [m.gflops(per) for m in measured]
+        ax.set_xlim(min(xs) / 3, max(xs) * 3)  # one or two points: autoscale would pin a log axis to them
+        if lo == hi:
+            ax.set_ylim(lo - 5, hi + 5)
     ax.set_xlabel(_axis_title(per))
     ax.set_ylabel("top-1 accuracy (%)")
-    ax.set_title(_title(dataset, per), fontsize=10)
+    note = _figure_note(published, measured, per, dataset)
+    ax.set_title(_title(dataset, per) + (f"\n{note}" if note else ""), fontsize=10 if not note else 9, wrap=True)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
     return fig

@@ -5,12 +5,14 @@ goes through the model once with attention capture. The report writes:
 
 - ``redundancy_per_layer.csv`` / ``redundancy_per_head.csv``: locality, distances, entropy per
   layer (and per head / kernel channel), with the uniform-attention floor;
-- figures, each as ``.png`` (matplotlib) and standalone ``.html`` (plotly, JS inlined):
+- figures, each as ``.png`` (matplotlib) and ``.html`` (plotly; every page loads the one
+  ``plotly.min.js`` written next to them from the installed plotly, so the folder works offline):
   ``redundancy_curve``, ``anchor_attention``, ``efficiency_per_view``, ``efficiency_total`` and,
   per family, ``local_affinity_stage{s}`` + ``cam`` (UniFormer) or ``rollout`` (TimeSformer),
   plus ``attribution`` when ``--attribution`` asks for it;
 - ``summary.md``: prediction, the per-layer table, what it says about the paper's Figure 1
-  claim, extraction cost, measured vs published FLOPs, and the list of files.
+  claim, extraction cost, measured vs published FLOPs, the list of files, and last a verdict
+  per axis (spatial, temporal) on the first third of the attention layers.
 
 Without ``--checkpoint`` (or ``--pretrained``) the weights are random, and the report says so:
 random attention is close to uniform, so the redundancy numbers are only meaningful with
@@ -146,17 +148,68 @@ def redundancy_summary(rows: Sequence[LayerRow]) -> list[str]:
             ("attention", "spatial"): "of attention in the 3×3 spatial neighbourhood (any frame)",
             ("attention", "temporal"): "of attention within ±1 frame (any position)"}
     for (source, axis), phrase in what.items():
-        rs = [r for r in rows if r.kind == axis and (r.source == "kernel") == (source == "kernel")]
-        if not rs:
+        shallow = _shallow_third(rows, source, axis)
+        if shallow is None:
             continue
-        layers = sorted({r.layer_index for r in rs})
-        keep = set(layers[: max(1, len(layers) // 3)])
-        shallow = [r for r in rs if r.layer_index in keep]
-        loc = sum(r.locality_mean for r in shallow) / len(shallow)
-        floor = sum(r.uniform_locality for r in shallow) / len(shallow)
-        out.append(f"- {axis}, {source}: the first {len(keep)} such layer(s) put {loc:.1%} {phrase} "
+        n, loc, floor = shallow
+        out.append(f"- {axis}, {source}: the first {n} such layer(s) put {loc:.1%} {phrase} "
                    f"(uniform would be {floor:.1%}; ratio {loc / floor:.2f}×).")
     return out
+
+
+def _shallow_third(rows: Sequence[LayerRow], source: str, axis: str) -> tuple[int, float, float] | None:
+    """(number of layers, mean locality, mean uniform floor) over the first third of the layers of
+    that source (``kernel`` or attention) on that axis; None when there are none."""
+    rs = [r for r in rows if r.kind == axis and (r.source == "kernel") == (source == "kernel")]
+    if not rs:
+        return None
+    layers = sorted({r.layer_index for r in rs})
+    keep = set(layers[: max(1, len(layers) // 3)])
+    shallow = [r for r in rs if r.layer_index in keep]
+    loc = sum(r.locality_mean for r in shallow) / len(shallow)
+    floor = sum(r.uniform_locality for r in shallow) / len(shallow)
+    return len(keep), loc, floor
+
+
+# Bands for the verdict on ratio = locality / uniform floor: within ±25 % of 1 is "about uniform"
+# (one clip, no interval: smaller differences are not worth a claim).
+CLEARLY_LOCAL, MILDLY_LOCAL, LESS_LOCAL = 2.0, 1.25, 0.8
+SATURATED_FLOOR = 0.9  # the neighbourhood already holds this share of the keys: locality cannot show
+
+
+def verdict(rows: Sequence[LayerRow], random_weights: bool = False) -> list[str]:
+    """One sentence per axis (spatial, temporal) on the paper's Figure 1 claim: how much more local
+    than uniform the first third of the *attention* layers is (the kernels are local by design)."""
+    where = {"spatial": "in the 3×3 spatial neighbourhood", "temporal": "within ±1 frame"}
+    out = []
+    for axis in ("spatial", "temporal"):
+        shallow = _shallow_third(rows, "attention", axis)
+        if shallow is None:
+            out.append(f"- **{axis}**: no attention layer on this axis (only local affinity kernels), so there is "
+                       "nothing to compare with uniform attention.")
+            continue
+        n, loc, floor = shallow
+        ratio = loc / floor
+        facts = f"{loc:.1%} {where[axis]} against {floor:.1%} for uniform attention, {ratio:.2f}×"
+        if floor >= SATURATED_FLOOR:
+            text = (f"cannot be judged: {where[axis]} already covers {floor:.0%} of the keys on this grid, so even "
+                    f"uniform attention looks local ({facts}).")
+        elif ratio >= CLEARLY_LOCAL:
+            text = f"clearly local: the first {n} attention layer(s) put {facts}."
+        elif ratio >= MILDLY_LOCAL:
+            text = f"somewhat more local than uniform: the first {n} attention layer(s) put {facts}."
+        elif ratio > LESS_LOCAL:
+            text = (f"about uniform: the first {n} attention layer(s) put {facts}, within ±25 % of uniform; no "
+                    "sign of the local redundancy the paper describes on this axis.")
+        else:
+            text = (f"less local than uniform: the first {n} attention layer(s) put only {facts}; they look "
+                    "away from the neighbourhood.")
+        out.append(f"- **{axis}**: {text}")
+    caveat = "Measured on one view of one clip; `python -m analysis.redundancy` over many clips gives 95 % intervals."
+    if random_weights:
+        caveat = "Random weights: attention is close to uniform by construction, so this says nothing about a " \
+                 "trained model. " + caveat
+    return [*out, "", caveat]
 
 
 def run_report(args: argparse.Namespace) -> Path:
@@ -299,6 +352,11 @@ def run_report(args: argparse.Namespace) -> Path:
         "## Files",
         "",
         *[f"- `{f.name}`" for f in files],
+        f"- `{views.PLOTLY_JS}` (plotly.js, loaded by every `.html` here: keep the folder together)",
+        "",
+        "## Verdict (paper Figure 1: is shallow attention local?)",
+        "",
+        *verdict(axis_rows, random_weights=not weights),
         "",
     ]
     summary = out / "summary.md"

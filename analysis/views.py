@@ -13,6 +13,7 @@ pyplot, no global backend state), so they are safe inside a server process.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -494,13 +495,38 @@ def axis_curve_plotly(series: dict[str, Sequence[LayerRow]], title: str = "") ->
 # Saving
 
 
+PLOTLY_JS = "plotly.min.js"
+
+
+@functools.cache
+def _plotly_js() -> bytes:
+    import plotly.offline
+
+    return plotly.offline.get_plotlyjs().encode("utf-8")
+
+
+def write_plotly_js(folder: str | Path) -> Path:
+    """The installed plotly's ``plotly.min.js`` in ``folder``, written once (again only if it differs).
+
+    Every HTML figure of a report loads this one local copy (~5 MB) instead of inlining its own:
+    still fully offline, as long as the folder is kept together.
+    """
+    out = Path(folder) / PLOTLY_JS
+    js = _plotly_js()
+    if not (out.is_file() and out.stat().st_size == len(js) and out.read_bytes() == js):
+        out.write_bytes(js)
+    return out
+
+
 def save_figure(fig: go.Figure | Figure, path: str | Path, dpi: int = 110) -> Path:
-    """plotly → standalone ``.html`` with the JS inlined (works offline); matplotlib → ``.png``."""
+    """plotly → ``.html`` loading ``plotly.min.js`` from the same folder (written there once by
+    :func:`write_plotly_js`; works offline); matplotlib → ``.png``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(fig, go.Figure):
         out = path.with_suffix(".html")
-        fig.write_html(out, include_plotlyjs=True, full_html=True)
+        write_plotly_js(out.parent)
+        fig.write_html(out, include_plotlyjs=PLOTLY_JS, full_html=True)
     elif isinstance(fig, Figure):
         out = path.with_suffix(".png")
         if fig.canvas is None or not isinstance(fig.canvas, FigureCanvasAgg):

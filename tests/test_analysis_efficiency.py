@@ -80,3 +80,33 @@ def test_efficiency_figures(per):
     assert ax.get_xscale() == "log" and "GFLOPs" in ax.get_xlabel()
     assert any("measured here" in t.get_text() for t in ax.get_legend().get_texts())
     assert isinstance(fig, go.Figure)
+
+
+@pytest.mark.parametrize("per", ["view", "total"])
+def test_measured_point_drawn_without_published_rows_or_accuracy(per):
+    """A bundled synthetic model: no published row, no top-1. The figure still shows its cost."""
+    m = MeasuredPoint("tiny_synth", "synthetic-motion", "1x1", 0.058, 0.058 * (2 if per == "total" else 1), 1.2,
+                      None, None, None)
+    x = m.gflops(per)
+    fig = efficiency_plotly([], [m], per, "synthetic-motion")
+    square = [t for t in fig.data if t.name == "measured here (accuracy not known)"]
+    assert len(square) == 1 and list(square[0].x) == [x] and square[0].marker.symbol == "square-open"
+    note = " ".join(a.text for a in fig.layout.annotations)
+    assert "no published result for synthetic-motion" in note and "accuracy not known for tiny_synth" in note
+
+    ax = efficiency_mpl([], [m], per, "synthetic-motion").axes[0]
+    offsets = [o for c in ax.collections for o in c.get_offsets()]
+    assert len(offsets) == 1 and offsets[0][0] == pytest.approx(x)
+    lo, hi = ax.get_xlim()
+    assert lo < x < hi and ax.get_xscale() == "log"
+    assert any("accuracy not known" in t.get_text() for t in ax.get_legend().get_texts())
+    assert "accuracy not known for tiny_synth" in ax.get_title()
+
+
+def test_measured_point_with_accuracy_drawn_when_no_published_row_matches():
+    m = _measured()[0]
+    fig = efficiency_plotly([], [m], "view", "K400")
+    assert [list(t.x) for t in fig.data if t.name == "measured here"] == [[100.0]]
+    assert "no published result for K400" in fig.layout.annotations[0].text
+    ax = efficiency_mpl([], [m], "view", "K400").axes[0]
+    assert [tuple(o) for c in ax.collections for o in c.get_offsets()] == [(100.0, 75.0)]

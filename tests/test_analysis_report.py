@@ -15,7 +15,8 @@ import torch
 
 from analysis.attention import extract
 from analysis.metrics import redundancy_table
-from analysis.report import load_clip, main
+from analysis.redundancy import LayerRow
+from analysis.report import load_clip, main, verdict
 from tests.test_analysis_attention import FIXTURES, one_thread  # noqa: F401 (autouse)
 from uniformer import zoo
 from uniformer.data.sampling import TestProtocol
@@ -78,8 +79,11 @@ def test_report_end_to_end(setup, name, capsys):
         png, html = out / f"{stem}.png", out / f"{stem}.html"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", stem
         text = html.read_text(encoding="utf-8")
-        # plotly.js inlined, nothing fetched: works offline
-        assert "Plotly.newPlot" in text and not re.search(r"<script[^>]*\bsrc=", text) and len(text) > 1_000_000, stem
+        # one local plotly.js for the folder, nothing fetched from the network: works offline
+        assert "Plotly.newPlot" in text and re.findall(r"<script[^>]*\bsrc=\"([^\"]*)\"", text) == ["plotly.min.js"]
+        assert len(text) < 1_000_000, stem
+    assert (out / "plotly.min.js").stat().st_size > 1_000_000
+    assert sorted(p.name for p in out.glob("*.js")) == ["plotly.min.js"]
 
     # the CSV holds what the metrics give on the same clip and weights
     model = zoo.create_model(name, checkpoint=ckpt)
@@ -102,6 +106,8 @@ def test_report_end_to_end(setup, name, capsys):
         axes = list(csv.DictReader(fh))
     assert {a["kind"] for a in axes} == {"spatial", "temporal"} and all(a["n_clips"] == "1" for a in axes)
     assert all(f"`{stem}.png`" in summary for stem in stems)
+    verdict = summary.rstrip().split("## Verdict")[-1]  # the summary ends with one sentence per axis
+    assert "**spatial**" in verdict and "**temporal**" in verdict and "uniform" in verdict
 
 
 @pytest.mark.slow
@@ -137,3 +143,35 @@ def test_report_bad_video(setup, tmp_path, capsys):
     bad.write_text("hello")
     assert main([str(bad), "--model", "tiny_report_uniformer", "--out", str(tmp_path / "o")]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def _row(kind: str, layer: int, loc: float, floor: float, source: str = "attention") -> LayerRow:
+    return LayerRow(name=f"l{layer}", kind=kind, source=source, layer_index=layer, rel_depth=layer / 9, stage=3,
+                    block=layer, grid="4x7x7", locality_mean=loc, locality_ci95=None, uniform_locality=floor,
+                    ratio=loc / floor, ratio_ci95=None, distance_mean=1.0, distance_ci95=None, entropy_mean=0.5,
+                    cls_mass_mean=None, n_clips=1, clip_independent=source == "kernel")
+
+
+def test_verdict_one_sentence_per_axis_from_the_first_third_of_attention_layers():
+    # 6 attention layers: the first third is layers 0-1. Deeper layers and the kernels must not count.
+    rows = [_row("spatial", i, loc, 0.1) for i, loc in enumerate([0.5, 0.3, 0.1, 0.1, 0.1, 0.1])]
+    rows += [_row("temporal", i, 0.55, 0.5) for i in range(6)]
+    rows += [_row("spatial", -1, 0.99, 0.36, source="kernel"), _row("temporal", -1, 0.99, 0.6, source="kernel")]
+    lines = verdict(rows)
+    spatial, temporal = lines[0], lines[1]
+    assert spatial.startswith("- **spatial**: clearly local") and "first 2 attention layer(s)" in spatial
+    assert "40.0%" in spatial and "10.0%" in spatial and "4.00×" in spatial
+    assert temporal.startswith("- **temporal**: about uniform") and "1.10×" in temporal
+    assert "random" not in " ".join(lines) and "random" in " ".join(verdict(rows, random_weights=True)).lower()
+
+
+@pytest.mark.parametrize("loc, floor, words", [(0.15, 0.1, "somewhat more local"), (0.05, 0.1, "less local"),
+                                               (0.95, 0.95, "cannot be judged")])
+def test_verdict_wording(loc, floor, words):
+    assert words in verdict([_row("spatial", 0, loc, floor)])[0]
+
+
+def test_verdict_without_attention_layers():
+    rows = [_row(k, 0, 0.9, 0.36, source="kernel") for k in ("spatial", "temporal")]
+    lines = verdict(rows)
+    assert all("no attention layer" in line for line in lines[:2])

@@ -1,6 +1,8 @@
 """Figure builders: geometry helpers, what each figure contains (built, not rendered)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import plotly.graph_objects as go
 import pytest
@@ -127,3 +129,23 @@ def test_redundancy_curves(uni, tsf):
 def test_save_figure_rejects_other_objects(tmp_path):
     with pytest.raises(AnalysisError, match="plotly or matplotlib"):
         views.save_figure(object(), tmp_path / "x")
+
+
+def test_html_figures_share_one_local_plotly_js(tmp_path):
+    """One ``plotly.min.js`` per folder, loaded by relative path: offline, and not 5 MB per figure."""
+    import plotly.offline
+
+    figs = [go.Figure(go.Scatter(x=[1, 2], y=[i, 3])) for i in range(2)]
+    outs = [views.save_figure(f, tmp_path / f"fig{i}") for i, f in enumerate(figs)]
+    js = tmp_path / "plotly.min.js"
+    assert js.read_text(encoding="utf-8") == plotly.offline.get_plotlyjs()
+    for out in outs:
+        text = out.read_text(encoding="utf-8")
+        scripts = re.findall(r"<script[^>]*\bsrc=\"([^\"]+)\"", text)
+        assert scripts == ["plotly.min.js"] and "Plotly.newPlot" in text and len(text) < 100_000
+    stamp = js.stat().st_mtime_ns
+    views.save_figure(figs[0], tmp_path / "fig0")  # an up-to-date copy is not rewritten
+    assert js.stat().st_mtime_ns == stamp
+    js.write_text("stale", encoding="utf-8")  # another plotly version: replaced
+    views.save_figure(figs[0], tmp_path / "fig0")
+    assert js.read_text(encoding="utf-8") == plotly.offline.get_plotlyjs()

@@ -14,7 +14,7 @@ import timm
 import torch
 from torch import nn
 
-import uniformer  # noqa: F401  (registers the model files with timm)
+import uniformer.models  # noqa: F401  (registers the model files with timm)
 from uniformer import zoo
 from uniformer.errors import UnknownModelError
 from uniformer.models import FAMILIES, TIMESFORMER, UNIFORMER, TimeSformer, UniFormer, get_family

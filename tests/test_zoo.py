@@ -16,7 +16,7 @@ import pytest
 import timm
 import torch
 
-import uniformer  # noqa: F401  (registers the zoo with timm)
+import uniformer.models  # noqa: F401  (registers the zoo with timm)
 from uniformer import zoo
 from uniformer.errors import CheckpointError, UnknownModelError, WeightsUnavailableError
 

@@ -8,10 +8,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["ASSETS_DIR", "CHECKPOINTS_DIR", "CLIPS_DIR", "LABELS_DIR", "PUBLISHED_CSV"]
+__all__ = ["ASSETS_DIR", "CHECKPOINTS_DIR", "CLIPS_DIR", "DEFAULT_MODEL", "LABELS_DIR", "PUBLISHED_CSV"]
 
 ASSETS_DIR = Path(os.environ.get("UNIFORMER_LAB_ASSETS") or Path(__file__).resolve().parents[1] / "assets")
 LABELS_DIR = ASSETS_DIR / "labels"
 CHECKPOINTS_DIR = ASSETS_DIR / "checkpoints"
 CLIPS_DIR = ASSETS_DIR / "clips"
 PUBLISHED_CSV = ASSETS_DIR / "published_results.csv"
+
+# The model a prediction uses when none is named (CLI, API): bundled and trained, never random
+# weights. The one place to change when a better bundled model (the lab model) lands; it lives here,
+# not in the zoo, so that ``python -m uniformer.predict --help`` can name it without importing timm.
+DEFAULT_MODEL = "uniformer_tiny_synthetic_8x2"

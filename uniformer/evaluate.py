@@ -26,7 +26,6 @@ from uniformer.data.sampling import parse_views
 from uniformer.device import resolve_amp
 from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
 from uniformer.metrics import EvalResult, compute_metrics, evaluate_model
-from uniformer.train.builders import build_dataset, build_eval_loader, build_model, dataset_classes
 from uniformer.train.config import TrainConfig, config_from_dict, load_config
 from uniformer.train.dist import setup_distributed
 
@@ -150,6 +149,9 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
         d = dataclasses.replace(d, classes="")  # a training-time path that is gone: names come from the checkpoint
     cfg.data = d
     cfg.run.device = a.device
+    # the models (timm) and the data pipeline (torchvision): imported here, not before --help
+    from uniformer.train.builders import build_dataset, build_eval_loader, build_model, dataset_classes
+
     env = setup_distributed(cfg.run)
     try:
         dataset = build_dataset(d, "test", parse_views(d.test_views))

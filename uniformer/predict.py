@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from uniformer.data.sampling import TestProtocol, combine_views, parse_views
-from uniformer.data.transforms import preprocess_views
 from uniformer.data.video import Clips, read_clips
 from uniformer.device import autocast, resolve_amp, resolve_device
 from uniformer.errors import UniformerLabError
 
+# torchvision (transforms), timm (the model files) and the zoo are imported where they are used,
+# so that ``--help`` and argument errors return about as fast as ``import torch``
+# (``python -m benchmarks.cli_startup`` measures it).
 if TYPE_CHECKING:  # pragma: no cover
     from uniformer.data.video import VideoInfo
     from uniformer.zoo import ZooEntry
@@ -111,6 +113,8 @@ def prepare_video(path: str | os.PathLike, protocol: TestProtocol, *, max_side: 
 
     ``max_side`` caps the decoded long side (default :func:`default_max_side`, 0 = full size).
     """
+    from uniformer.data.transforms import preprocess_views  # torchvision: imported when first needed
+
     t0 = time.perf_counter()
     clips = read_clips(path, protocol, max_side=default_max_side(protocol) if max_side is None else max_side)
     t1 = time.perf_counter()
@@ -239,7 +243,7 @@ def format_prediction(pred: Prediction) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from uniformer.zoo import DEFAULT_MODEL
+    from uniformer.assets import DEFAULT_MODEL  # not the zoo: --help needs no timm
 
     p = argparse.ArgumentParser(prog="python -m uniformer.predict", description=__doc__.split("\n\n")[0])
     p.add_argument("video", help="path to a video file")

@@ -81,9 +81,7 @@ __all__ = [
 
 Family = Literal["uniformer", "timesformer"]
 
-# The model a prediction uses when none is named (CLI, API): bundled and trained, never random
-# weights. The one place to change when a better bundled model (the lab model) lands.
-DEFAULT_MODEL = "uniformer_tiny_synthetic_8x2"
+DEFAULT_MODEL = assets.DEFAULT_MODEL  # bundled and trained, never random weights (set in uniformer/assets.py)
 
 ASSETS = assets.ASSETS_DIR  # UNIFORMER_LAB_ASSETS moves it (uniformer/assets.py)
 LABELS_DIR = assets.LABELS_DIR

@@ -1,7 +1,7 @@
 """Model families. Importing this package registers every released checkpoint with timm.
 
 The model files register their names the way timm's own do (``default_cfgs`` and
-``@register_model`` next to the classes), so after ``import uniformer``
+``@register_model`` next to the classes), so after ``import uniformer.models``
 ``timm.create_model('uniformer_small_k400_16x8', pretrained=True)`` works.
 :mod:`uniformer.models.family` describes each family once (``FAMILIES``, :func:`get_family`);
 ``get_family(name).build(num_classes=..., **arch)`` is the factory the trainer uses.

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 
 from uniformer.errors import ConfigError, UniformerLabError
 from uniformer.train.config import dump_toml, load_config
-from uniformer.train.loop import train
 
 __all__ = ["main"]
 
@@ -51,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.print_config:
             print(dump_toml(cfg))
             return 0
+        from uniformer.train.loop import train  # timm, data, models: only once there is something to train
+
         train(cfg)
     except UniformerLabError as err:
         print(f"error: {err}", file=sys.stderr)
