@@ -13,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from uniformer.device import cpu_name
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,16 +30,6 @@ COMMANDS: dict[str, list[str]] = {
     "uniformer.evaluate --help": ["-m", "uniformer.evaluate", "--help"],
     "uniformer.train --help": ["-m", "uniformer.train", "--help"],
 }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _wall(args: list[str], timeout: float) -> float:
@@ -63,7 +54,7 @@ def measure(rounds: int = 5, timeout: float = 300) -> dict:
                 runs[name].append(wall)
     base = statistics.median(runs[BASELINE])
     return {
-        "cpu": _cpu_name(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "rounds": rounds,
+        "cpu": cpu_name(), "cpu_count": os.cpu_count(), "python": sys.version.split()[0], "rounds": rounds,
         "loadavg_after": [round(v, 2) for v in os.getloadavg()],
         "commands": {name: {"median_s": statistics.median(t), "min_s": min(t), "max_s": max(t),
                             "ratio_to_import_torch": statistics.median(t) / base, "runs_s": t}
