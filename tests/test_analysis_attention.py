@@ -13,6 +13,8 @@ from uniformer.models.layers import attention_capture, attention_modules
 from uniformer.models.timesformer import TimeSformer
 from uniformer.models.uniformer import UniFormer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 FIXTURES = sorted(Path(__file__).parent.joinpath("fixtures").glob("*golden_small*.pt"))
 UNIFORMER_MAP = re.compile(r"^(local_affinity|global_attn|temporal_attn|spatial_attn)_stage\d+_block\d+$")
 
@@ -33,13 +35,6 @@ def _expected_maps(fx: dict) -> dict[str, torch.Tensor]:
     return {k: v for k, v in fx.items() if UNIFORMER_MAP.match(k)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models on a shared 2-core box: extra intra-op threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module", params=FIXTURES, ids=[p.stem for p in FIXTURES])

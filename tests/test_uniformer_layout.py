@@ -21,17 +21,13 @@ from uniformer.errors import CheckpointError, ModelConfigError
 from uniformer.flops import count_flops
 from uniformer.models.uniformer import GlobalBlock, LocalBlock, SplitGlobalBlock, UniFormer
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LAYOUTS = ["LLLL", "LLLG", "LLGG", "LGGG", "GGGG", "GLGL"]
 TINY = dict(depth=(1, 1, 1, 1), embed_dim=(16, 32, 48, 64), head_dim=16, num_classes=5)
 CLIP = (2, 3, 4, 32, 32)  # token grids per stage: 2x8x8, 2x4x4, 2x2x2, 2x1x1
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _model(layout: str, seed: int = 0, **kw) -> UniFormer:
