@@ -161,17 +161,11 @@ def test_handler_refuses_paths_outside_allowed_dirs(tiny, tmp_path):
 def test_synthetic_model_card_says_synthetic(tmp_path):
     # The bundled default: trained weights, synthetic classes; the caveat is on its card, not only
     # in the model card; an upright-rotated phone clip is reported upright.
-    import av
     import numpy as np
 
-    phone = tmp_path / "phone.mp4"
-    with av.open(str(phone), "w") as c:
-        s = c.add_stream("libx264", rate=8)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.set_display_rotation(-90)
-        for pkt in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")),
-                    *s.encode()]:
-            c.mux(pkt)
+    from tests.media import write_rotated_clip
+
+    phone = write_rotated_clip(tmp_path / "phone.mp4", np.zeros((48, 64, 3), np.uint8), -90)
     name = "uniformer_tiny_synthetic_8x2"
     state = AppState(AppConfig(default_models=(name,), preload=False, extra_allowed_dirs=(str(tmp_path),)))
     result, cards, _, status = tab_predict.predict(state, str(phone), [name])

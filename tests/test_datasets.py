@@ -223,21 +223,12 @@ def test_bad_options_are_rejected():
 @pytest.mark.parametrize("mode", ["train", "val"])
 def test_phone_clip_with_display_rotation_is_upright_in_datasets(tmp_path, mode):
     # Upright: bright top half, dark bottom half; stored sideways under a -90 degree display matrix.
-    import av
+    from tests.media import write_rotated_clip
 
     upright = np.zeros((64, 48, 3), np.uint8)
     upright[:32] = 230
     coded = np.ascontiguousarray(np.rot90(upright, 1))  # what the phone stores (64 wide, 48 high)
-    path = tmp_path / "phone.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=8)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.set_display_rotation(-90)
-        for _ in range(4):
-            for pkt in s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
-                c.mux(pkt)
-        for pkt in s.encode():
-            c.mux(pkt)
+    path = write_rotated_clip(tmp_path / "phone.mp4", coded, -90, num_frames=4)
     ds = VideoDataset([(str(path), 0)], mode=mode, num_frames=2, sampling_rate=1, size=32,
                       scale=(1.0, 1.0), ratio=(0.75, 0.75), flip=False)
     x, _ = ds[0]

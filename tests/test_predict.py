@@ -206,16 +206,9 @@ def test_random_weights_and_real_weights_notes(tiny_checkpoint):
 
 
 def test_rotated_clip_note(tmp_path):
-    import av
+    from tests.media import write_rotated_clip
 
-    path = tmp_path / "phone.mp4"
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=8)
-        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
-        s.set_display_rotation(-90)
-        for pkt in [*s.encode(av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")),
-                    *s.encode()]:
-            c.mux(pkt)
+    path = write_rotated_clip(tmp_path / "phone.mp4", np.zeros((48, 64, 3), np.uint8), -90)
     pred = predict_mod.Predictor(TINY, device="cpu", views=(1, 1)).predict(path)
     assert (pred.video_info["width"], pred.video_info["height"], pred.video_info["rotation"]) == (48, 64, -90)
     assert any("-90° display rotation" in n and "48×64" in n for n in pred.notes)

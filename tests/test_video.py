@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
+from tests.media import write_rotated_clip
 from uniformer.data.sampling import TestProtocol, plan_sampling
 from uniformer.data.video import VideoInfo, VideoReader, probe, read_clips, read_frames
 from uniformer.errors import VideoError
@@ -431,19 +432,7 @@ def _upright_pattern(height: int = 64, width: int = 48) -> np.ndarray:
 def _write_rotated(path: Path, upright: np.ndarray, degrees: int, num_frames: int = 3) -> Path:
     """Store ``upright`` as a phone would: coded frames turned against the display matrix, which
     says to rotate them by ``degrees`` counter-clockwise (PyAV's and FFmpeg's convention)."""
-    coded = np.ascontiguousarray(np.rot90(upright, -(degrees // 90) % 4))
-    h, w = coded.shape[:2]
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=10)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"preset": "ultrafast", "crf": "10"}
-        s.set_display_rotation(degrees)
-        for _ in range(num_frames):
-            for packet in s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")):
-                c.mux(packet)
-        for packet in s.encode(None):
-            c.mux(packet)
-    return path
+    return write_rotated_clip(path, np.rot90(upright, -(degrees // 90) % 4), degrees, num_frames)
 
 
 @pytest.mark.parametrize("degrees", [-90, 90, 180, 0])
@@ -469,14 +458,7 @@ def test_phone_clip_rotated_minus_90_is_turned_clockwise(tmp_path):
     # The issue's case: 640x480 coded, a -90 degree display matrix (a phone held upright).
     coded = np.full((480, 640, 3), 60, np.uint8)
     coded[:120, :160] = 255  # top-left of the stored frame: FFmpeg's autorotate ("transpose=clock")
-    path = tmp_path / "phone.mp4"     # puts it top-right
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=30)
-        s.width, s.height, s.pix_fmt = 640, 480, "yuv420p"
-        s.options = {"preset": "ultrafast"}
-        s.set_display_rotation(-90)
-        for packet in [*s.encode(av.VideoFrame.from_ndarray(coded, format="rgb24")), *s.encode(None)]:
-            c.mux(packet)
+    path = write_rotated_clip(tmp_path / "phone.mp4", coded, -90)  # puts it top-right
     info = probe(path)
     assert (info.width, info.height, info.rotation) == (480, 640, -90)
     frame = read_frames(path, [0])[0]
