@@ -306,7 +306,12 @@ def run_one(spec: RunSpec, heldout: Path, data_overrides: Sequence[str]) -> RunR
         result = json.loads(tmp.read_text())
         done.write_text(json.dumps({"top1": result["top1"], "top5": result["top5"],
                                     "n_eval": result["num_videos"], "heldout": str(heldout)}, indent=2))
-    res = json.loads(done.read_text())
+    return _result(spec)
+
+
+def _result(spec: RunSpec) -> RunResult:
+    """The CSV row of a run that has its ``heldout.json``."""
+    res = json.loads((spec.out_dir / "heldout.json").read_text())
     gflops, params_m = _cost(spec.out_dir)
     return RunResult(layout=spec.layout, seed=spec.seed, gflops=gflops, params_m=params_m, top1=res["top1"],
                      top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=_train_minutes(spec.out_dir))
@@ -323,14 +328,7 @@ def _ensure_data(path: Path, train: int, val: int, seed: int) -> None:
 
 def collect(specs: Sequence[RunSpec]) -> list[RunResult]:
     """Rows of every run that has a held-out result (for ``--report-only``)."""
-    rows = []
-    for spec in specs:
-        if (spec.out_dir / "heldout.json").is_file():
-            res = json.loads((spec.out_dir / "heldout.json").read_text())
-            gflops, params_m = _cost(spec.out_dir)
-            rows.append(RunResult(spec.layout, spec.seed, gflops, params_m, res["top1"], res["top5"],
-                                  int(res["n_eval"]), _train_minutes(spec.out_dir)))
-    return rows
+    return [_result(spec) for spec in specs if (spec.out_dir / "heldout.json").is_file()]
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
