@@ -50,6 +50,7 @@ from analysis.attention import AnalysisError, AttentionRecord, extract, map_name
 from analysis.inputs import load_model, one_view
 from analysis.metrics import axis_chance_locality, layer_metrics
 from uniformer.errors import UniformerLabError
+from uniformer.metrics import t_interval
 
 __all__ = ["AxisValue", "LayerRow", "axis_values", "measure", "read_clip_list", "summarise", "write_axes_csv", "main"]
 
@@ -126,19 +127,6 @@ class LayerRow:
             elif isinstance(v, tuple):
                 d[k] = list(v)
         return d
-
-
-def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
-    """Student-t 95 % interval of the mean of ``values`` (None below two values)."""
-    from uniformer.ablate import t_quantile_975
-
-    n = len(values)
-    if n < 2:
-        return None
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
-    return mean - half, mean + half
 
 
 def summarise(per_clip: Sequence[Sequence[AxisValue]]) -> list[LayerRow]:

@@ -42,6 +42,7 @@ from typing import Any
 
 from uniformer.device import cpu_name
 from uniformer.errors import UniformerLabError
+from uniformer.metrics import t_interval, t_quantile_975, wilson_interval
 
 __all__ = [
     "LAYOUTS",
@@ -64,30 +65,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 class AblationError(UniformerLabError):
     """A run, the data or the report could not be produced."""
-
-
-# Two-sided 95 % Student-t quantiles t_{0.975, dof} for dof 1..30 (beyond: normal 1.96).
-_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-         2.052, 2.048, 2.045, 2.042)
-
-
-def t_quantile_975(dof: int) -> float:
-    """Two-sided 95 % quantile of Student's t with ``dof`` degrees of freedom."""
-    if dof < 1:
-        raise ValueError("a t interval needs at least two samples (dof >= 1).")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.96
-
-
-def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of a proportion ``correct / n`` (clips right out of ``n``)."""
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    p = correct / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass(frozen=True)
@@ -166,11 +143,10 @@ def summarise(rows: Sequence[RunResult]) -> list[LayoutSummary]:
         k = len(rs)
         accs = [r.top1 for r in rs]
         mean = sum(accs) / k
-        sd = ci = None
-        if k >= 2:
-            sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / (k - 1))
-            half = t_quantile_975(k - 1) * sd / math.sqrt(k)
-            ci = (max(0.0, mean - half), min(1.0, mean + half))
+        sd = math.sqrt(sum((a - mean) ** 2 for a in accs) / (k - 1)) if k >= 2 else None
+        ci = t_interval(accs)
+        if ci is not None:
+            ci = (max(0.0, ci[0]), min(1.0, ci[1]))
         out.append(LayoutSummary(
             layout=layout, n_seeds=k, gflops=sum(r.gflops for r in rs) / k,
             params_m=sum(r.params_m for r in rs) / k, top1_mean=mean, top1_ci95=ci, top1_sd=sd,

@@ -7,10 +7,13 @@ per-class accuracy and the confusion matrix. Under ``torchrun`` videos are shard
 ``rank::world`` and gathered back in dataset order, so each is counted once.
 
 Both the training run's validation and final test (``uniformer.train``) and the evaluation CLI
-(``python -m uniformer.evaluate``) call this module, which imports neither of them.
+(``python -m uniformer.evaluate``) call this module, which imports neither of them. It also holds
+the 95 % intervals (Student-t of a mean, Wilson of an accuracy) that the ablation and the
+redundancy analysis report, so both use one rule.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +26,7 @@ from torch.utils.data import DataLoader
 from uniformer.device import autocast
 from uniformer.errors import UniformerLabError
 
-__all__ = ["EvalResult", "compute_metrics", "evaluate_model"]
+__all__ = ["EvalResult", "compute_metrics", "evaluate_model", "t_interval", "t_quantile_975", "wilson_interval"]
 
 
 @dataclass
@@ -167,3 +170,40 @@ def _interleave(parts: Sequence[torch.Tensor]) -> torch.Tensor:
     for r, p in enumerate(parts):
         out[r::w][: p.shape[0]] = p
     return out
+
+
+# ---------------------------------------------------------------- 95 % intervals of accuracies and means
+# Two-sided 95 % Student-t quantiles t_{0.975, dof} for dof 1..30 (beyond: normal 1.96).
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
+         2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
+         2.052, 2.048, 2.045, 2.042)
+
+
+def t_quantile_975(dof: int) -> float:
+    """Two-sided 95 % quantile of Student's t with ``dof`` degrees of freedom."""
+    if dof < 1:
+        raise ValueError("a t interval needs at least two samples (dof >= 1).")
+    return _T975[dof - 1] if dof <= len(_T975) else 1.96
+
+
+def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion ``correct / n`` (clips right out of ``n``)."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
+    """Student-t 95 % interval of the mean of ``values`` (None below two values)."""
+    n = len(values)
+    if n < 2:
+        return None
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
+    return mean - half, mean + half
+
