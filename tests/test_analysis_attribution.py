@@ -14,7 +14,9 @@ from analysis.attribution import (
     integrated_gradients,
     occlusion,
 )
-from tests.test_analysis_attention import FIXTURES, _load, one_thread  # noqa: F401 (autouse)
+from tests.test_analysis_attention import FIXTURES, _load
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 UNIFORMER_FX = next(p for p in FIXTURES if p.name == "uniformer_golden_small.pt")
 TIMESFORMER_FX = next(p for p in FIXTURES if p.name == "timesformer_golden_small.pt")

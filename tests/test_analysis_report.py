@@ -17,10 +17,12 @@ from analysis.attention import extract
 from analysis.metrics import redundancy_table
 from analysis.redundancy import LayerRow
 from analysis.report import load_clip, main, verdict
-from tests.test_analysis_attention import FIXTURES, one_thread  # noqa: F401 (autouse)
+from tests.test_analysis_attention import FIXTURES
 from uniformer import zoo
 from uniformer.data.sampling import TestProtocol
 from uniformer.zoo import ZooEntry
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {
     "tiny_report_uniformer": ("uniformer_golden_small.pt", "uniformer",

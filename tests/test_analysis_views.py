@@ -13,7 +13,9 @@ from matplotlib.figure import Figure
 from analysis import views
 from analysis.attention import AnalysisError, anchor_attention, extract
 from analysis.metrics import redundancy_table
-from tests.test_analysis_attention import FIXTURES, _load, one_thread  # noqa: F401 (autouse)
+from tests.test_analysis_attention import FIXTURES, _load
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
