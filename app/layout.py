@@ -1,10 +1,11 @@
 """The page: ``build_app(state) -> gr.Blocks`` with the four tabs and their named API endpoints.
 
 Layout only: every handler lives in a ``tab_*.py`` module as a plain function of
-``(state, inputs...)``; here they are bound to the state and to components. Heavy events share
-one concurrency group (``"model"``), so at most ``config.concurrency_limit`` model runs happen at
-once whatever the tab, and the queue refuses requests beyond ``config.queue_max_size`` instead
-of letting them pile up.
+``(state, inputs...)``; here they are bound to the state and to components. Every event that
+runs a model is priced and admitted by ``state.budget`` (``app/budget.py``): refused over the
+per-request GFLOPs budget, else run in the light or heavy lane (at most ``config.concurrency_limit``
+heavy runs at once whatever the tab, light ones beside them), refused as busy beyond
+``config.queue_max_size`` waiting, and stopped when its client goes away.
 
 Named endpoints (``gradio_client``): ``/predict``, ``/models``, ``/attention``,
 ``/redundancy``, ``/efficiency``.
@@ -16,13 +17,16 @@ from typing import Any
 import gradio as gr
 
 from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
+from app.budget import client_gone
 from app.common import CSS, ClampedSlider
 from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
+from app.uploads import upload_middleware
 from uniformer.assets import ASSETS_DIR
 from uniformer.models.family import TIMESFORMER, UNIFORMER
 from uniformer.zoo import get_entry
 
-HEAVY = "model"  # concurrency id shared by every event that runs a model
+HEAVY = "model"  # concurrency id shared by every event that runs a model (through app/budget.py's lanes)
+MISC = "misc"    # events that only load a model or read tables (efficiency, layer lists)
 
 
 def make_state(**overrides: Any) -> AppState:
@@ -35,9 +39,12 @@ def make_state(**overrides: Any) -> AppState:
 
 
 def launch_kwargs(state: AppState) -> dict[str, Any]:
-    """Arguments for ``demo.launch`` that enforce the upload cap and file-access rules."""
+    """Arguments for ``demo.launch`` that enforce the upload caps (per kind, while streaming:
+    ``app/uploads.py``) and file-access rules."""
+    cfg = state.config
     return dict(
-        max_file_size=int(state.config.max_upload_mb * 2**20),
+        max_file_size=int(cfg.max_upload_mb * 2**20),
+        app_kwargs={"middleware": [upload_middleware(cfg.max_video_mb, cfg.max_checkpoint_mb, CHECKPOINT_SUFFIXES)]},
         allowed_paths=[str(ASSETS_DIR), *state.config.extra_allowed_dirs],
         show_error=False,  # unexpected errors become one line (app.common.friendly), never a traceback
         footer_links=["api", "settings"],
@@ -83,9 +90,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     n_frames = lm0.entry.protocol.num_frames
 
     # ---------------------------------------------------------------- handlers bound to state
-    def predict(video, models, views, checkpoint, checkpoint_model, progress=gr.Progress()):
-        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
-                                            progress=progress)
+    def predict(video, models, views, checkpoint, checkpoint_model, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):  # lanes and cancellation: app/budget.py
+            return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
+                                                progress=progress)
 
     def models():
         return tab_predict.models_endpoint(state)
@@ -94,9 +102,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         ch = state.model_choices()
         return gr.update(choices=ch), gr.update(choices=ch), gr.update(choices=ch)
 
-    def attention(video, model, layer, head, view, frame, row, col, progress=gr.Progress()):
-        return tab_attention.attention_endpoint(state, video, model, layer, head, view, frame, row, col,
-                                                progress=progress)
+    def attention(video, model, layer, head, view, frame, row, col, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):
+            return tab_attention.attention_endpoint(state, video, model, layer, head, view, frame, row, col,
+                                                    progress=progress)
 
     def model_layers(model):
         return tab_attention.model_layers_endpoint(state, model)
@@ -104,8 +113,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     def pick_anchor(evt: gr.SelectData):
         return tab_attention.click_to_anchor(evt.index)
 
-    def redundancy(video, uniformer_model, timesformer_model, progress=gr.Progress()):
-        return tab_redundancy.redundancy_endpoint(state, video, uniformer_model, timesformer_model, progress=progress)
+    def redundancy(video, uniformer_model, timesformer_model, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):
+            return tab_redundancy.redundancy_endpoint(state, video, uniformer_model, timesformer_model,
+                                                      progress=progress)
 
     def efficiency(dataset, per, latency, progress=gr.Progress()):
         return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
@@ -209,7 +220,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                                          label="All points (click a column header to sort)")
 
         # ---------------------------------------------------------------- events
-        heavy = dict(concurrency_id=HEAVY, concurrency_limit=cfg.concurrency_limit)
+        # Model runs wait in app/budget.py's heavy / light lanes, not in Gradio's queue, so that a light
+        # request never queues behind heavy ones; other events keep Gradio's limit.
+        heavy = dict(concurrency_id=HEAVY, concurrency_limit=state.budget.capacity)
+        misc = dict(concurrency_id=MISC, concurrency_limit=cfg.concurrency_limit)
         predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch], [result, cards, gallery, status],
                           api_name="predict", **heavy)
         models_btn.click(models, None, [models_json, models_md], api_name="models").then(
@@ -223,15 +237,15 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
             trigger(attention, attn_inputs, attn_outputs, **ui)
         picker.select(pick_anchor, None, [row, col], api_visibility="private").then(
             attention, attn_inputs, attn_outputs, **ui)
-        attn_model.input(model_layers, [attn_model], [layer, head, frame], api_visibility="private", **heavy)
+        attn_model.input(model_layers, [attn_model], [layer, head, frame], api_visibility="private", **misc)
 
         red_btn.click(redundancy, [video, red_uni, red_ts], [red_plot, red_md, red_table], api_name="redundancy",
                       **heavy)
         eff_inputs, eff_outputs = [eff_ds, eff_per, eff_lat], [eff_plot, eff_table, eff_md]
-        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **heavy)
+        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **misc)
         for trigger in (eff_ds.input, eff_per.input):
-            trigger(efficiency, eff_inputs, eff_outputs, **ui)
-        demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **heavy)
+            trigger(efficiency, eff_inputs, eff_outputs, api_visibility="private", trigger_mode="always_last", **misc)
+        demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **misc)
 
     demo.queue(default_concurrency_limit=cfg.concurrency_limit, max_size=cfg.queue_max_size)
     demo.lab_state = state  # type: ignore[attr-defined]

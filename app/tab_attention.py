@@ -26,6 +26,7 @@ import torch
 
 from app.common import Progress, friendly, no_progress
 from app.state import AppState, LoadedModel
+from uniformer.cost import request_cost, run_cost
 from uniformer.errors import UniformerLabError
 
 VIEW_ATTENTION = "layer: attention / kernels"
@@ -212,6 +213,7 @@ def attention(
     progress = progress or no_progress
     path = state.check_path(video, what="video")
     name = model or state.default_models[0]
+    state.budget.admit(request_cost([run_cost(name, (1, 1), passes=9 if view == VIEW_OCCLUSION else 1)]))
     t_start = time.perf_counter()
     progress(0.0, desc=f"Loading {name}")
     lm, _ = state.get_model(name)

@@ -14,6 +14,7 @@ import numpy as np
 
 from app.common import Progress, friendly, no_progress, topk_cards_html
 from app.state import AppState
+from uniformer.cost import check_cancelled, request_cost, run_cost
 from uniformer.errors import UniformerLabError
 from uniformer.models.family import get_family
 
@@ -92,6 +93,7 @@ def predict(
     jobs: list[tuple[str, Any]] = [(n, None) for n in names]
     if checkpoint not in (None, ""):
         jobs.append((str(checkpoint_model), checkpoint))
+    state.budget.admit(request_cost(run_cost(name, view_choice) for name, _ in jobs))  # priced before loading
 
     results: list[dict[str, Any]] = []
     gallery: list[tuple[np.ndarray, str]] = []
@@ -100,6 +102,7 @@ def predict(
     seen_protocols: set = set()
     n = len(jobs)
     for i, (name, ckpt) in enumerate(jobs):
+        check_cancelled()  # the client may have gone while the previous model ran
         progress(i / n, desc=f"Loading {name}")
         t0 = time.perf_counter()
         lm, model_cached = state.get_model(name, ckpt)

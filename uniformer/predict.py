@@ -173,8 +173,11 @@ class Predictor:
     @torch.inference_mode()
     def view_logits(self, views: torch.Tensor) -> torch.Tensor:
         """Raw logits ``(V, K)`` for view tensors ``(V, 3, T, S, S)``, in chunks of ``view_batch``."""
+        from uniformer.cost import check_cancelled
+
         out = []
         for chunk in views.split(self.view_batch):
+            check_cancelled()  # a server stops here when the client went away (uniformer.cost.cancellation)
             with autocast(self.device, self.amp_dtype):
                 out.append(self.model(chunk.to(self.device, non_blocking=True)).float().cpu())
         return torch.cat(out)
