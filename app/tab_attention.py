@@ -93,6 +93,20 @@ def attention_map_bytes(name: str, input_shape: tuple[int, ...]) -> int:
     return _MAP_BYTES[key]
 
 
+def check_attention_memory(state: AppState, name: str, input_shape: tuple[int, ...] | None = None) -> None:
+    """Refuse an extraction whose maps exceed ``max_attention_gb``; ``input_shape`` defaults to one
+    view of the model's protocol, so this runs before the model is loaded (part of a request's cost)."""
+    from uniformer.zoo import get_entry
+
+    shape = input_shape or (1, *get_entry(name).input_size)
+    need = attention_map_bytes(name, tuple(shape)) / 2**30
+    budget = state.config.max_attention_gb
+    if need > budget:
+        raise UniformerLabError(
+            f"The attention maps of {name} on one clip take {need:.1f} GB, more than this app keeps "
+            f"({budget:g} GB); choose a model with fewer frames or a lower resolution.")
+
+
 def get_record(state: AppState, lm: LoadedModel, video: str,
                progress: Progress | None = None) -> tuple[dict[str, Any], bool]:
     """The cached extraction of ``lm`` on the one-view clip of ``video``: a dict with the
@@ -108,12 +122,7 @@ def get_record(state: AppState, lm: LoadedModel, video: str,
     key = ("record", lm.uid, clip.key)
 
     x = clip.prepared.views[:1]
-    need = attention_map_bytes(lm.name, tuple(x.shape)) / 2**30
-    budget = state.config.max_attention_gb
-    if need > budget:
-        raise UniformerLabError(
-            f"The attention maps of {lm.name} on one clip take {need:.1f} GB, more than this app keeps "
-            f"({budget:g} GB); choose a model with fewer frames or a lower resolution.")
+    check_attention_memory(state, lm.name, tuple(x.shape))
 
     def build() -> dict[str, Any]:
         progress(0.3, desc=f"Running {lm.label} with attention capture")
@@ -213,6 +222,7 @@ def attention(
     progress = progress or no_progress
     path = state.check_path(video, what="video")
     name = model or state.default_models[0]
+    check_attention_memory(state, name)  # the request's cost: attention-map memory, then GFLOPs
     state.budget.admit(request_cost([run_cost(name, (1, 1), passes=9 if view == VIEW_OCCLUSION else 1)]))
     t_start = time.perf_counter()
     progress(0.0, desc=f"Loading {name}")

@@ -16,6 +16,7 @@ from app.common import Progress, friendly, no_progress, topk_cards_html
 from app.state import AppState
 from uniformer.cost import check_cancelled, request_cost, run_cost
 from uniformer.errors import UniformerLabError
+from uniformer.jsonsafe import finite
 from uniformer.models.family import get_family
 
 MAX_MODELS = 4          # models per request: each one is a full forward pass on the server
@@ -143,7 +144,7 @@ def predict(
     progress(1.0, desc="Done")
 
     total = time.perf_counter() - start
-    result = {"video": info, "models": results, "notes": notes, "request_s": round(total, 4)}
+    result = finite({"video": info, "models": results, "notes": notes, "request_s": round(total, 4)})  # no NaN
     status = [
         f"**Done in {total:.2f} s** — {info.get('width')}×{info.get('height')}, {info.get('num_frames')} frames at "
         f"{(info.get('fps') or 0):.2f} fps ({info.get('codec')}, read with {info.get('decoder')})."

@@ -139,6 +139,12 @@ def test_handlers_price_requests_before_loading_anything(tiny):
         with pytest.raises(OverBudget, match="more than this server allows per request"):
             call()
     assert len(state.models) == 0 and len(state.clips) == 0
+    state = AppState(AppConfig(default_models=tuple(tiny), preload=False, max_attention_gb=1e-9))
+    for call in (lambda: tab_attention.attention(state, str(CLIP), tiny[0]),
+                 lambda: tab_redundancy.redundancy(state, str(CLIP), tiny[0], tiny[1])):
+        with pytest.raises(UniformerLabError, match="attention maps of .* take .* GB"):
+            call()
+    assert len(state.models) == 0  # attention-map memory is priced before loading, too
 
 
 def test_client_gone_reads_the_queue_defensively():
