@@ -135,7 +135,7 @@ def _problem(t: torch.Tensor) -> str | None:
         if not bool(finite.all()):
             bad = int((~finite).sum())
             kinds = [w for w, m in (("NaN", torch.isnan(t)), ("Inf", torch.isinf(t))) if bool(m.any())]
-            return f"has {bad} non-finite value{'s' if bad != 1 else ''} ({'/'.join(kinds)} of {t.numel()})"
+            return f"has {bad} non-finite value{'s' if bad != 1 else ''} ({'/'.join(kinds)}) among its {t.numel()}"
         return None
     if t.dtype not in _REAL_INTEGERS:
         return f"has dtype {str(t.dtype).replace('torch.', '')}, which this loader does not accept"
