@@ -111,6 +111,18 @@ def test_safetensors_and_legacy_are_bounded_by_what_they_declare(tmp_path, tiny_
     assert state_dict_bytes(create_model(TINY)) == sum(t.numel() * t.element_size() for t in tiny_sd.values())
 
 
+def test_legacy_storage_claiming_more_than_it_holds_is_named(tmp_path):
+    buf = io.BytesIO()
+    torch.save({"w": torch.zeros(4)}, buf, _use_new_zipfile_serialization=False)
+    data = buf.getvalue()
+    at = data.index(b"K\x04", data.index(b"cpu"))  # the storage's element count in its persistent id
+    path = tmp_path / "claims_3gb.pth"
+    path.write_bytes(data[:at] + b"J" + (750_000_000).to_bytes(4, "little") + data[at + 2:])
+    with pytest.raises(CheckpointError, match="declares another size than the data stored for it") as info:
+        read_checkpoint(path)
+    assert_one_sentence(info.value)
+
+
 # ============================================================================ bad values
 @pytest.mark.parametrize("case, expected", [
     ("nan", "non-finite value"),

@@ -226,6 +226,9 @@ def _zip_error(p: Path, err: RuntimeError) -> CheckpointError:
     if "central directory" in msg or "corrupt" in msg or "invalid header" in msg or "failed reading" in msg:
         return CheckpointError(f"Checkpoint file {p} is truncated or corrupt (incomplete zip archive); download or "
                                "save it again.")
+    if "wrong byte size" in msg:  # a storage that claims more (or less) than the file holds
+        return CheckpointError(f"Checkpoint file {p} is corrupt: a tensor declares another size than the data "
+                               "stored for it.")
     if "not in a subdirectory" in msg or "data.pkl" in msg:
         return CheckpointError(f"{p} is a zip archive but not a PyTorch checkpoint.")
     return CheckpointError(f"Checkpoint file {p} cannot be loaded by PyTorch ({msg.splitlines()[0][:160]}).")
