@@ -26,7 +26,7 @@ from uniformer.models.family import TIMESFORMER, UNIFORMER
 from uniformer.zoo import get_entry
 
 HEAVY = "model"  # concurrency id shared by every event that runs a model (through app/budget.py's lanes)
-MISC = "misc"    # events that only load a model or read tables (efficiency, layer lists)
+MISC = "misc"    # events that only load a model (the layer list of the chosen model)
 
 
 def make_state(**overrides: Any) -> AppState:
@@ -118,8 +118,9 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
             return tab_redundancy.redundancy_endpoint(state, video, uniformer_model, timesformer_model,
                                                       progress=progress)
 
-    def efficiency(dataset, per, latency, progress=gr.Progress()):
-        return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
+    def efficiency(dataset, per, latency, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):
+            return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
 
     # ---------------------------------------------------------------- page
     with gr.Blocks(title="UniFormer Lab", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
@@ -221,7 +222,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
 
         # ---------------------------------------------------------------- events
         # Model runs wait in app/budget.py's heavy / light lanes, not in Gradio's queue, so that a light
-        # request never queues behind heavy ones; other events keep Gradio's limit.
+        # request never queues behind heavy ones; the layer-list event keeps Gradio's limit.
         heavy = dict(concurrency_id=HEAVY, concurrency_limit=state.budget.capacity)
         misc = dict(concurrency_id=MISC, concurrency_limit=cfg.concurrency_limit)
         predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch], [result, cards, gallery, status],
@@ -242,10 +243,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         red_btn.click(redundancy, [video, red_uni, red_ts], [red_plot, red_md, red_table], api_name="redundancy",
                       **heavy)
         eff_inputs, eff_outputs = [eff_ds, eff_per, eff_lat], [eff_plot, eff_table, eff_md]
-        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **misc)
+        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **heavy)
         for trigger in (eff_ds.input, eff_per.input):
-            trigger(efficiency, eff_inputs, eff_outputs, api_visibility="private", trigger_mode="always_last", **misc)
-        demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **misc)
+            trigger(efficiency, eff_inputs, eff_outputs, **ui)
+        demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **heavy)
 
     demo.queue(default_concurrency_limit=cfg.concurrency_limit, max_size=cfg.queue_max_size)
     demo.lab_state = state  # type: ignore[attr-defined]

@@ -130,12 +130,13 @@ def test_predictor_stops_between_chunks_of_views_when_cancelled(tiny):
 
 
 def test_handlers_price_requests_before_loading_anything(tiny):
-    from app import tab_attention, tab_predict, tab_redundancy
+    from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
 
     state = AppState(AppConfig(default_models=tuple(tiny), preload=False, max_request_gflops=1e-6))
     for call in (lambda: tab_predict.predict(state, str(CLIP), [tiny[0]], "1x1"),
                  lambda: tab_attention.attention(state, str(CLIP), tiny[0]),
-                 lambda: tab_redundancy.redundancy(state, str(CLIP), tiny[0], tiny[1])):
+                 lambda: tab_redundancy.redundancy(state, str(CLIP), tiny[0], tiny[1]),
+                 lambda: tab_efficiency.efficiency(state, "K400", "per view", latency=True)):
         with pytest.raises(OverBudget, match="more than this server allows per request"):
             call()
     assert len(state.models) == 0 and len(state.clips) == 0
