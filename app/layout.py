@@ -17,6 +17,7 @@ import gradio as gr
 
 from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
 from app.common import CSS, ClampedSlider
+from app.preview import PLAYER_HEAD, player_update
 from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
 from uniformer.assets import ASSETS_DIR
 from uniformer.models.family import TIMESFORMER, UNIFORMER
@@ -42,6 +43,7 @@ def launch_kwargs(state: AppState) -> dict[str, Any]:
         show_error=False,  # unexpected errors become one line (app.common.friendly), never a traceback
         footer_links=["api", "settings"],
         css=CSS,
+        head=PLAYER_HEAD,  # no "Video not playable" toast over the cards: app.preview
     )
 
 
@@ -210,6 +212,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
 
         # ---------------------------------------------------------------- events
         heavy = dict(concurrency_id=HEAVY, concurrency_limit=cfg.concurrency_limit)
+        video.upload(player_update, [video], [video, status], api_visibility="private")  # browser preview
         predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch], [result, cards, gallery, status],
                           api_name="predict", **heavy)
         models_btn.click(models, None, [models_json, models_md], api_name="models").then(
