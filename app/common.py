@@ -191,6 +191,9 @@ CSS = """
                                              hyphens:none;}
 #predict-frames .caption-label {max-width:100%; white-space:normal; overflow:visible; text-overflow:clip;
                                 line-height:1.15;}
+#predict-frames .grid-container {grid-template-columns:repeat(var(--grid-cols), minmax(0, 1fr)) !important;}
+#predict-frames .grid-wrap {height:auto !important; max-height:360px;}
+#predict-frames {height:auto !important;}
 .ul-error {border:1px solid #b71c1c; border-left:6px solid #b71c1c; border-radius:6px; padding:8px 12px;
            background:rgba(183,28,28,0.08); color:var(--body-text-color); margin:4px 0;}
 """

@@ -181,7 +181,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         attn_btn = gr.Button("Show", variant="primary", elem_id="attention-btn")
                     with gr.Column(scale=3, min_width=500):
                         attn_md = gr.Markdown(elem_id="attention-info")
-                        attn_plot = gr.Plot(label="Attention", elem_id="attention-plot")
+                        attn_plot = gr.Plot(label="Attention", show_label=False,  # a label forces a 100-px top margin
+                                            elem_id="attention-plot")
 
             # ------------------------------------------------------------ redundancy
             with gr.Tab("Redundancy", id="redundancy", elem_id="tab-redundancy"):
