@@ -237,10 +237,10 @@ def _domain(start_px: float, size_px: float, total_px: float, flip: bool = False
     return [1 - b, 1 - a] if flip else [a, b]
 
 
-def overlay_plotly(ov: Overlay, panel: int = 160, columns: int | None = None) -> go.Figure:
+def overlay_plotly(ov: Overlay, panel: int = 160, columns: int | None = 8) -> go.Figure:
     """Rows × frames grid of heat over frames (plotly; frames embedded as PNGs).
 
-    Every frame is drawn ``panel`` px wide; ``columns`` frames per line (default: all), so a
+    Every frame is drawn ``panel`` px wide; ``columns`` frames per line (None: all), so a
     heat row with more frames wraps onto several lines. Each heat row has its own colour axis (its
     own min..max) and a colour bar with values beside its block; its label sits above the block
     (no rotated side titles to clip), and the frame number is written inside each frame.

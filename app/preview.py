@@ -20,6 +20,7 @@ transcoded gets one sentence on the page, never a traceback or a toast.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -154,7 +155,7 @@ def make_preview(
 
     src = os.fspath(path)
     dst = Path(out) if out is not None else preview_path(src)
-    tmp = dst.with_name(f".{dst.name}.part")
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.part")  # two uploads of one file
     written = 0
     try:
         with av.open(src) as c:
