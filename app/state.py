@@ -383,7 +383,9 @@ class AppState:
             raise UniformerLabError(f"No {what} was given; {hint}.")
         if not isinstance(path, (str, os.PathLike)):
             raise UniformerLabError(f"The {what} must be a file, not {type(path).__name__}.")
-        real = Path(os.path.realpath(os.fspath(path)))
+        from app.preview import original_of
+
+        real = Path(os.path.realpath(original_of(os.fspath(path))))  # the player's preview → the upload
         if not any(real == root or root in real.parents for root in self.allowed_roots()):
             raise UniformerLabError(
                 f"The {what} path is outside the upload folder and assets/; upload the file instead of naming a path.")

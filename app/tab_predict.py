@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from app.common import Progress, friendly, no_progress, topk_cards_html
+from app.preview import browser_note
 from app.state import AppState
 from uniformer.cost import check_cancelled, request_cost, run_cost
 from uniformer.errors import UniformerLabError
@@ -153,6 +154,7 @@ def predict(
         status.append("⚠️ Models marked *random weights* have no trained weights on disk: their labels show that the "
                       "pipeline runs, not what the video contains.")
     status.extend(f"- {note}" for note in notes)
+    status.extend(f"- {note}" for note in [browser_note(path)] if note)  # the player shows a preview
     return result, topk_cards_html(results), gallery, "\n\n".join(status)
 
 

@@ -110,3 +110,16 @@ def test_measured_point_with_accuracy_drawn_when_no_published_row_matches():
     assert "no published result for K400" in fig.layout.annotations[0].text
     ax = efficiency_mpl([], [m], "view", "K400").axes[0]
     assert [tuple(o) for c in ax.collections for o in c.get_offsets()] == [(100.0, 75.0)]
+
+
+def test_families_get_distinct_colours_and_shapes():
+    from analysis.efficiency import QUALITATIVE, efficiency_plotly, family_styles
+
+    published = load_published("K400")
+    fig = efficiency_plotly(published, per="view", dataset="K400")
+    looks = [(t.marker.color, t.marker.symbol) for t in fig.data if t.name.endswith("(published)")]
+    assert len(looks) == len(set(looks)) >= 10  # no two families look alike
+    first_ten = [c for c, _ in looks][:10]
+    assert len(set(first_ten)) == 10 and set(first_ten) <= set(QUALITATIVE)  # qualitative, all different
+    styles = family_styles(["X3D", "UniFormer", "TimeSformer"])
+    assert styles["UniFormer"][0] == QUALITATIVE[0] and styles["TimeSformer"][0] == QUALITATIVE[1]
