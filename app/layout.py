@@ -7,7 +7,7 @@ once whatever the tab, and the queue refuses requests beyond ``config.queue_max_
 of letting them pile up.
 
 Named endpoints (``gradio_client``): ``/predict``, ``/models``, ``/attention``,
-``/redundancy``, ``/efficiency``.
+``/redundancy``, ``/efficiency``, ``/timeline``, ``/timeline_window``.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import gradio as gr
 
-from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
+from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy, tab_timeline
 from app.common import CSS, ClampedSlider
 from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
 from uniformer.assets import ASSETS_DIR
@@ -148,6 +148,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                     models_btn = gr.Button("Refresh the model list", size="sm")
                     models_md = gr.Markdown()
                     models_json = gr.JSON()
+                tab_timeline.build_timeline_ui(state, video, choices,  # /timeline, /timeline_window
+                                               dict(concurrency_id=HEAVY, concurrency_limit=cfg.concurrency_limit))
 
             # ------------------------------------------------------------ attention
             with gr.Tab("Attention", id="attention", elem_id="tab-attention"):
