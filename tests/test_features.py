@@ -49,23 +49,24 @@ def test_one_row_per_clip_with_the_model_width(model, clips, tmp_path, capsys):
 
 
 def test_resume_continues_where_it_stopped(clips, tmp_path, monkeypatch):
-    args = ["--model", TS, "--data", str(clips / "list.txt"), "--pool", "cls", "--shard-size", "1"]
+    args = ["--model", TS, "--data", str(clips / "list.txt"), "--pool", "cls", "--shard-size", "1", "--batch", "1"]
     whole = tmp_path / "whole.safetensors"
     assert feat_mod.main([*args, "--out", str(whole)]) == 0
     real, calls = feat_mod.video_features, []
 
-    def dies_after_two(*a, **k):
+    def dies_after_two(model, views, *a, **k):
         if len(calls) == 2:
             raise KeyboardInterrupt
-        calls.append(1)
-        return real(*a, **k)
+        calls.extend(views)
+        return real(model, views, *a, **k)
 
     out = tmp_path / "resumed.safetensors"
     monkeypatch.setattr(feat_mod, "video_features", dies_after_two)
     with pytest.raises(KeyboardInterrupt):
         feat_mod.main([*args, "--out", str(out)])
     assert len(list((tmp_path / "resumed.safetensors.parts").glob("*.safetensors"))) >= 2 and not out.exists()
-    monkeypatch.setattr(feat_mod, "video_features", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(feat_mod, "video_features",
+                        lambda m, views, *a, **k: calls.extend(views) or real(m, views, *a, **k))
     assert feat_mod.main([*args, "--out", str(out)]) == 0
     assert len(calls) == 3   # two before the crash, one after it
     (a, ia), (b, ib) = _read(whole), _read(out)
@@ -82,7 +83,7 @@ def test_ranks_share_the_list_and_rank0_merges(clips, tmp_path):
     videos = feat_mod.list_videos(clips)   # the folder: every video under it, sorted
     assert [v.id for v in videos] == ["broken.mp4", "clip0.mp4", "clip1.mp4", "clip2.mp4"]
     settings = feat_mod.Settings(model=UNI, pool="tokens", views="1x1", frames=8, size=64, weights=pred.weights)
-    kw = dict(protocol=pred.protocol, pool="tokens", settings=settings, world=2)
+    kw = dict(protocol=pred.protocol, pool="tokens", settings=settings, world=2, batch=2)
     out = tmp_path / "tokens.safetensors"
     assert feat_mod.extract(pred.model, videos, out, rank=1, **kw) is None
     result = feat_mod.extract(pred.model, videos, out, rank=0, **kw)

@@ -88,13 +88,34 @@ def view_features(model: nn.Module, x: torch.Tensor, pool: Pool) -> torch.Tensor
     return patches.mean(1) if pool == "mean" else patches
 
 
-def video_features(model: nn.Module, views: torch.Tensor, pool: Pool, *, view_batch: int = 4) -> torch.Tensor:
-    """One video: pooled ``(D,)`` (mean over views) or tokens ``(V, L, D)``."""
+def video_features(model: nn.Module, views: Sequence[torch.Tensor], pool: Pool, *,
+                   view_batch: int = 32) -> list[torch.Tensor]:
+    """Several videos' views (one ``(V, 3, T, S, S)`` each) in shared forwards of at most
+    ``view_batch`` views → per video pooled ``(D,)`` (mean over views) or tokens ``(V, L, D)``."""
     device = next(model.parameters()).device
     with torch.inference_mode():
         out = torch.cat([view_features(model, chunk.to(device), pool).float().cpu()
-                         for chunk in views.split(view_batch)])
-    return out if pool == "tokens" else out.mean(0)
+                         for chunk in torch.cat(list(views)).split(view_batch)])
+    per_video = out.split([v.shape[0] for v in views])
+    return [f if pool == "tokens" else f.mean(0) for f in per_video]
+
+
+class _Decoded(torch.utils.data.Dataset):
+    """A rank's videos → ``(index, views or the one-sentence error)``; runs in loader workers."""
+
+    def __init__(self, videos: Sequence[Video], protocol: Any) -> None:
+        self.videos, self.protocol = list(videos), protocol
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | str]:
+        from uniformer.predict import prepare_video
+
+        try:
+            return i, prepare_video(self.videos[i].path, self.protocol).views
+        except UniformerLabError as err:
+            return i, str(err)
 
 
 # ------------------------------------------------------------------------------------ input
@@ -221,15 +242,15 @@ class RunResult:
 
 
 def extract(model: nn.Module, videos: Sequence[Video], out: str | os.PathLike, *, protocol: Any, pool: Pool,
-            settings: Settings, rank: int = 0, world: int = 1, shard_size: int = 64, progress: bool = False,
-            barrier: Any = None, all_gather: Any = None) -> RunResult | None:
+            settings: Settings, rank: int = 0, world: int = 1, shard_size: int = 64, batch: int = 8,
+            workers: int = 0, progress: bool = False, barrier: Any = None,
+            all_gather: Any = None) -> RunResult | None:
     """Compute what is missing in ``out`` for this rank's share of ``videos``; rank 0 merges.
 
-    Returns the merged result on rank 0, ``None`` on the other ranks.
+    ``batch`` videos share a forward; ``workers`` loader processes decode ahead. Returns the
+    merged result on rank 0, ``None`` on the other ranks.
     """
     from tqdm import tqdm
-
-    from uniformer.predict import prepare_video
 
     start = time.perf_counter()
     out = Path(out)
@@ -256,19 +277,19 @@ def extract(model: nn.Module, videos: Sequence[Video], out: str | os.PathLike, *
         _write_store(parts / f"r{rank:03d}-{seq:06d}.safetensors", feats, meta)
         seq, rows, ids, skipped = seq + 1, [], [], []
 
-    all_skipped: list[dict[str, str]] = []
-    for video in tqdm(mine, desc=f"features ({pool})", unit="video", disable=not progress):
-        try:
-            views = prepare_video(video.path, protocol).views
-        except UniformerLabError as err:
-            skipped.append({"id": video.id, "error": str(err)})
-            all_skipped.append(skipped[-1])
-            continue
-        rows.append(video_features(model, views, pool))
-        ids.append(video.id)
-        computed += 1
-        if len(rows) >= shard_size:
-            flush()
+    loader = torch.utils.data.DataLoader(_Decoded(mine, protocol), batch_size=max(1, batch), shuffle=False,
+                                         num_workers=workers, collate_fn=list)
+    with tqdm(total=len(mine), desc=f"features ({pool})", unit="video", disable=not progress) as bar:
+        for items in loader:
+            good = [(i, v) for i, v in items if isinstance(v, torch.Tensor)]
+            skipped.extend({"id": mine[i].id, "error": v} for i, v in items if isinstance(v, str))
+            if good:
+                rows.extend(video_features(model, [v for _, v in good], pool))
+                ids.extend(mine[i].id for i, _ in good)
+                computed += len(good)
+            bar.update(len(items))
+            if len(rows) >= shard_size:
+                flush()
     flush()
     if barrier is not None:
         barrier()
@@ -320,6 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pool", default="mean", choices=POOLS, help="mean (default), cls (TimeSformer) or tokens")
     p.add_argument("--views", help="CLIPSxCROPS (default: the checkpoint's test protocol)")
     p.add_argument("--shard-size", type=int, default=64, help="videos per saved part (what a crash can lose)")
+    p.add_argument("--batch", type=int, default=8, help="videos per forward pass")
+    p.add_argument("--workers", type=int, default=0, help="processes decoding ahead (0: decode in this one)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: one GPU per rank)")
     return p
 
@@ -343,6 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             frames=proto.num_frames, size=proto.crop_size, weights=predictor.weights)
         result = extract(predictor.model, videos, args.out, protocol=proto, pool=args.pool, settings=settings,
                          rank=env.rank, world=env.world_size, shard_size=max(1, args.shard_size),
+                         batch=args.batch, workers=max(0, args.workers),
                          progress=env.is_main, barrier=lambda: barrier(env),
                          all_gather=lambda obj: all_gather_objects(obj, env))
     except UniformerLabError as err:
