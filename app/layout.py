@@ -8,7 +8,7 @@ heavy runs at once whatever the tab, light ones beside them), refused as busy be
 ``config.queue_max_size`` waiting, and stopped when its client goes away.
 
 Named endpoints (``gradio_client``): ``/predict``, ``/models``, ``/attention``,
-``/redundancy``, ``/efficiency``.
+``/redundancy``, ``/efficiency``, ``/timeline``, ``/timeline_window``.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
+from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy, tab_timeline
 from app.budget import client_gone
 from app.common import CSS, ClampedSlider, error_box
 from app.preview import PLAYER_HEAD, player_update
@@ -165,6 +165,9 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                     models_btn = gr.Button("Refresh the model list", size="sm")
                     models_md = gr.Markdown()
                     models_json = gr.JSON()
+                tab_timeline.build_timeline_ui(  # /timeline, /timeline_window, priced like every model run
+                    state, video, choices, dict(concurrency_id=HEAVY, concurrency_limit=state.budget.capacity),
+                    guard=lambda request: state.budget.scope(client_gone(demo, request)))
 
             # ------------------------------------------------------------ attention
             with gr.Tab("Attention", id="attention", elem_id="tab-attention"):

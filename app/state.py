@@ -235,7 +235,7 @@ class CachedClip:
     thumbs: list[np.ndarray]   # one (T, h, w, 3) uint8 array per temporal clip
 
 
-def _thumbnails(frames: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+def thumbnails(frames: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     """(T, H, W, 3) uint8 → (T, h, w, 3) with the long side at most ``side`` (area-average)."""
     t, h, w, _ = frames.shape
     scale = side / max(h, w)
@@ -422,7 +422,7 @@ class AppState:
 
         def build() -> CachedClip:
             prepared = prepare_video(video, protocol, max_side=default_max_side(protocol))
-            thumbs = [_thumbnails(f) for f in prepared.clips.frames]
+            thumbs = [thumbnails(f) for f in prepared.clips.frames]
             prepared.clips = dataclasses.replace(prepared.clips, frames=thumbs)  # drop full-size frames
             return CachedClip(key=key, prepared=prepared, thumbs=thumbs)
 

@@ -23,7 +23,7 @@ from uniformer.errors import UniformerLabError
 
 CLIP = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"
 WEBM = REPO_ROOT / "assets" / "clips" / "codec_vp9.webm"
-ENDPOINTS = {"/predict", "/models", "/attention", "/redundancy", "/efficiency"}
+ENDPOINTS = {"/predict", "/models", "/attention", "/redundancy", "/efficiency", "/timeline", "/timeline_window"}
 
 
 @pytest.fixture(scope="module")

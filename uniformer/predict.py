@@ -9,6 +9,7 @@ CLI::
 
     python -m uniformer.predict VIDEO [--model NAME] [--checkpoint PATH] [--views CLIPSxCROPS]
                                       [--topk 5] [--device auto|cpu|cuda|cuda:N] [--json]
+                                      [--timeline [--window-stride SECONDS] [--window SECONDS]]
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from uniformer import jsonsafe
-from uniformer.data.sampling import TestProtocol, combine_views, parse_views
+from uniformer.data.sampling import TestProtocol, parse_views, view_probabilities
 from uniformer.data.video import Clips, read_clips
 from uniformer.device import autocast, resolve_amp, resolve_device
 from uniformer.errors import UniformerLabError
@@ -192,10 +193,7 @@ class Predictor:
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         model_s = time.perf_counter() - t0
-        # Views are ranked as the official meters do (sum of raw logits); probabilities are the
-        # softmax of the per-view mean so that the number of views does not sharpen them.
-        combined = combine_views(logits, self.protocol.ensemble)
-        probs = torch.softmax(combined / logits.shape[0], dim=-1)
+        probs = view_probabilities(logits, self.protocol.ensemble)  # the official ranking, per-view-mean softmax
         k = min(topk, probs.numel())
         p, idx = probs.topk(k)
         labels = [self.label_names[i] if i < len(self.label_names) else f"class {i}" for i in idx.tolist()]
@@ -261,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    t = p.add_argument_group("timeline (uniformer/timeline.py)")
+    t.add_argument("--timeline", action="store_true", help="slide the test clip over the whole video: top-k per "
+                   "window in time order, plus smoothed tracks of the top classes")
+    t.add_argument("--window-stride", type=float, metavar="SECONDS", help="seconds between window starts "
+                   "(default: half a window)")
+    t.add_argument("--window", type=float, metavar="SECONDS", help="window length for segment protocols "
+                   "(Something-Something; dense protocols use their clip's span)")
     return p
 
 
@@ -269,6 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         views = parse_views(args.views) if args.views else None
         predictor = Predictor(args.model, checkpoint=args.checkpoint, device=args.device, views=views)
+        if args.timeline:
+            from uniformer.timeline import run_cli
+
+            print(run_cli(predictor, args.video, stride_s=args.window_stride, window_s=args.window,
+                          topk=args.topk, as_json=args.json))
+            return 0
         pred = predictor.predict(args.video, topk=args.topk)
     except UniformerLabError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -273,3 +273,12 @@ def combine_views(logits: torch.Tensor, method: Literal["sum", "mean"] = "sum") 
     if method == "mean":
         return logits.mean(dim=-2)
     raise ValueError(f"unknown ensemble method {method!r}; expected 'sum' or 'mean'")
+
+
+def view_probabilities(logits: torch.Tensor, method: Literal["sum", "mean"] = "sum") -> torch.Tensor:
+    """Class probabilities ``(..., K)`` of views' raw logits ``(..., V, K)``.
+
+    Views are ranked as the official meters do (:func:`combine_views`); the probabilities are the
+    softmax of the per-view mean, so that the number of views does not sharpen them.
+    """
+    return torch.softmax(combine_views(logits, method) / logits.shape[-2], dim=-1)
