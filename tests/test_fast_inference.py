@@ -153,3 +153,28 @@ def test_bf16_is_close_where_supported(one_thread, fast_bf16_cpu):
     rel = ((out - ref).norm() / ref.norm()).item()
     assert 0 < rel < 2e-2  # really ran in bf16, and close
     torch.testing.assert_close(shared, out, rtol=0, atol=1e-6)
+
+
+def test_predictor_and_cli_precision(capsys, monkeypatch, one_thread):
+    import json
+
+    from tests.conftest import REPO_ROOT
+    from uniformer import predict as predict_mod
+
+    clip = REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4"
+    p = predict_mod.Predictor(device="cpu", views=(1, 1))  # the bundled model, fp32 by default
+    prepared = predict_mod.prepare_video(clip, p.protocol)
+    pred = p.predict(clip, prepared=prepared)
+    assert pred.precision == "fp32" and "(fp32)" in predict_mod.format_prediction(pred)
+    with torch.no_grad():
+        plain = p.model(prepared.views)
+    torch.testing.assert_close(torch.tensor(pred.view_logits), plain, rtol=0, atol=1e-4)
+    assert predict_mod.main([str(clip), "--views", "1x1", "--json", "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"] == "fp32"
+    with pytest.raises(SystemExit):
+        predict_mod.build_parser().parse_args([str(clip), "--precision", "fp16"])
+    capsys.readouterr()
+    monkeypatch.setattr(device_policy, "cpu_bf16_support", lambda: None)
+    assert predict_mod.main([str(clip), "--views", "1x1", "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: bf16 needs a CPU with AMX or AVX-512-BF16") and "\n" not in err
