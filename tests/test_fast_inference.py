@@ -178,3 +178,23 @@ def test_predictor_and_cli_precision(capsys, monkeypatch, one_thread):
     assert predict_mod.main([str(clip), "--views", "1x1", "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: bf16 needs a CPU with AMX or AVX-512-BF16") and "\n" not in err
+
+
+def test_evaluate_precision_flag(tmp_path, capsys, monkeypatch, one_thread):
+    import json
+
+    from tests.test_bundled_models import TRAIN_DATA
+    from uniformer.data.synthetic import generate_dataset
+    from uniformer.evaluate import main
+
+    generate_dataset(tmp_path, num_train=0, num_val=4, seed=7, config=TRAIN_DATA, workers=1)
+    data = ["--model", "uniformer_tiny_synthetic_8x2", "--data", str(tmp_path / "val.txt"), "--root", str(tmp_path),
+            "--workers", "0", "--device", "cpu"]
+    assert main([*data, "--json"]) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    assert main([*data, "--json", "--amp", "none", "--precision", "fp32"]) == 0
+    assert json.loads(capsys.readouterr().out)["top1"] == fp32["top1"] and fp32["num_videos"] == 4
+    monkeypatch.setattr(device_policy, "cpu_bf16_support", lambda: None)
+    assert main([*data, "--precision", "bf16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "AMX or AVX-512-BF16" in err and "\n" not in err
