@@ -19,6 +19,7 @@ from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
 from app.common import CSS, ClampedSlider
 from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
 from uniformer.assets import ASSETS_DIR
+from uniformer.device import PRECISIONS
 from uniformer.models.family import TIMESFORMER, UNIFORMER
 from uniformer.zoo import get_entry
 
@@ -83,8 +84,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     n_frames = lm0.entry.protocol.num_frames
 
     # ---------------------------------------------------------------- handlers bound to state
-    def predict(video, models, views, checkpoint, checkpoint_model, progress=gr.Progress()):
-        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
+    def predict(video, models, views, checkpoint, checkpoint_model, precision="fp32", progress=gr.Progress()):
+        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model, precision,
                                             progress=progress)
 
     def models():
@@ -131,6 +132,9 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         views_dd = gr.Dropdown(tab_predict.VIEW_CHOICES, value=f"{cfg.views[0]}x{cfg.views[1]}",
                                                allow_custom_value=True, elem_id="views-input",
                                                label="Views: clips × crops ('protocol' = as the checkpoint was tested)")
+                        precision_rb = gr.Radio(list(PRECISIONS), value="fp32", elem_id="precision-input",
+                                                label="Precision (fp32 exact; bf16 faster on AMX / AVX-512-BF16 CPUs "
+                                                      "and recent GPUs, its accuracy is in the README)")
                         with gr.Accordion("Your own checkpoint (optional)", open=False):
                             ckpt = gr.File(label="Checkpoint (.pth, .pyth, .pt, .safetensors; read safely, no code "
                                                  "runs)",
@@ -210,7 +214,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
 
         # ---------------------------------------------------------------- events
         heavy = dict(concurrency_id=HEAVY, concurrency_limit=cfg.concurrency_limit)
-        predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch], [result, cards, gallery, status],
+        predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch, precision_rb],
+                          [result, cards, gallery, status],
                           api_name="predict", **heavy)
         models_btn.click(models, None, [models_json, models_md], api_name="models").then(
             refresh_choices, None, [model_dd, ckpt_arch, attn_model], api_visibility="private")

@@ -198,3 +198,22 @@ def test_evaluate_precision_flag(tmp_path, capsys, monkeypatch, one_thread):
     assert main([*data, "--precision", "bf16"]) == 2
     err = capsys.readouterr().err.strip()
     assert "AMX or AVX-512-BF16" in err and "\n" not in err
+
+
+def test_app_predict_shows_the_precision(monkeypatch, one_thread):
+    from app import tab_predict
+    from app.state import AppConfig, AppState
+    from tests.conftest import REPO_ROOT
+
+    clip = str(REPO_ROOT / "assets" / "clips" / "pedestrians_576p_10s.mp4")
+    name = "uniformer_tiny_synthetic_8x2"
+    state = AppState(AppConfig(default_models=(name,), preload=False))
+    result, cards, _frames, _status = tab_predict.predict(state, clip, [name], "1x1")
+    assert result["models"][0]["precision"] == "fp32" and "on cpu, fp32" in cards
+    monkeypatch.setattr(device_policy, "cpu_bf16_support", lambda: None)
+    with pytest.raises(ConfigError, match="AMX or AVX-512-BF16"):
+        tab_predict.predict(state, clip, [name], "1x1", precision="bf16")
+    monkeypatch.undo()
+    if device_policy.cpu_bf16_support() is not None:  # this CPU runs bf16: the same request works
+        result, cards, _frames, _status = tab_predict.predict(state, clip, [name], "1x1", precision="bf16")
+        assert result["models"][0]["precision"] == "bf16" and "on cpu, bf16" in cards
