@@ -217,3 +217,12 @@ def test_app_predict_shows_the_precision(monkeypatch, one_thread):
     if device_policy.cpu_bf16_support() is not None:  # this CPU runs bf16: the same request works
         result, cards, _frames, _status = tab_predict.predict(state, clip, [name], "1x1", precision="bf16")
         assert result["models"][0]["precision"] == "bf16" and "on cpu, bf16" in cards
+
+
+def test_precision_benchmark_refuses_without_fast_bf16(monkeypatch, capsys):
+    from benchmarks import precision
+
+    monkeypatch.setattr(device_policy, "cpu_bf16_support", lambda: None)
+    assert precision.main(["--generate", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: bf16 needs a CPU with AMX or AVX-512-BF16") and "\n" not in err
