@@ -226,3 +226,20 @@ def test_precision_benchmark_refuses_without_fast_bf16(monkeypatch, capsys):
     assert precision.main(["--generate", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: bf16 needs a CPU with AMX or AVX-512-BF16") and "\n" not in err
+
+
+@pytest.mark.slow
+def test_small_k400_fp32_and_bf16_within_the_issue_bounds(one_thread):
+    """uniformer_small_k400_16x8 as released (random weights and BatchNorm statistics), a short clip."""
+    from uniformer.zoo import create_model
+
+    torch.manual_seed(0)
+    model = _randomise_bn(create_model("uniformer_small_k400_16x8"))
+    x = torch.randn(1, 3, 8, 96, 96)
+    with torch.no_grad():
+        ref = model(x)
+        fast = optimize_for_inference(model)
+        torch.testing.assert_close(fast(x), ref, rtol=0, atol=1e-4)
+        if device_policy.cpu_bf16_support() is not None:
+            out = fast.with_precision("bf16")(x)
+            assert ((out - ref).norm() / ref.norm()).item() < 2e-2
