@@ -54,7 +54,9 @@ def heldout_agreement(model: str, clips: list[tuple[Path, int]], classes: list[s
     to_model = [p.label_names.index(c) for c in classes] if own else []
     agree = right32 = right16 = 0
     rel: list[float] = []
-    for path, label in clips:
+    for i, (path, label) in enumerate(clips):
+        if i and i % 100 == 0:
+            print(f"{model}: {i}/{len(clips)} clips", file=sys.stderr, flush=True)
         views = prepare_video(path, p.protocol).views
         l32 = combine_views(p.view_logits(views, "fp32"), p.protocol.ensemble)
         l16 = combine_views(p.view_logits(views, "bf16"), p.protocol.ensemble)
