@@ -166,7 +166,8 @@ def topk_cards_html(results: list[dict[str, Any]]) -> str:
         cards.append(
             f'<div class="ul-card" data-model="{esc(r["model"])}">'
             f'<div class="ul-title">{esc(r["model"])}</div>{warn}'
-            f'<div class="ul-meta">weights: {esc(r["weights"])}<br>views {esc(r["views"])} on {esc(r["device"])}</div>'
+            f'<div class="ul-meta">weights: {esc(r["weights"])}<br>views {esc(r["views"])} on {esc(r["device"])}'
+            f'{", " + esc(r["precision"]) if r.get("precision") else ""}</div>'
             + "".join(bars)
             + f'<div class="ul-meta">decode {t["decode_s"]:.2f} s{" (cached)" if r.get("clip_cached") else ""}, '
               f'preprocess {t["preprocess_s"]:.2f} s, model {t["model_s"]:.2f} s, total {t["total_s"]:.2f} s</div>'

@@ -23,6 +23,7 @@ from app.preview import PLAYER_HEAD, player_update
 from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
 from app.uploads import upload_middleware
 from uniformer.assets import ASSETS_DIR
+from uniformer.device import PRECISIONS
 from uniformer.models.family import TIMESFORMER, UNIFORMER
 from uniformer.zoo import get_entry
 
@@ -92,9 +93,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     n_frames = lm0.entry.protocol.num_frames
 
     # ---------------------------------------------------------------- handlers bound to state
-    def predict(video, models, views, checkpoint, checkpoint_model, request: gr.Request, progress=gr.Progress()):
+    def predict(video, models, views, checkpoint, checkpoint_model, request: gr.Request, precision="fp32",
+                progress=gr.Progress()):
         with state.budget.scope(client_gone(demo, request)):  # lanes and cancellation: app/budget.py
-            return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
+            return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model, precision,
                                                 progress=progress)
 
     def models():
@@ -148,6 +150,9 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         views_dd = gr.Dropdown(tab_predict.VIEW_CHOICES, value=f"{cfg.views[0]}x{cfg.views[1]}",
                                                allow_custom_value=True, elem_id="views-input",
                                                label="Views: clips × crops ('protocol' = as the checkpoint was tested)")
+                        precision_rb = gr.Radio(list(PRECISIONS), value="fp32", elem_id="precision-input",
+                                                label="Precision (fp32 exact; bf16 faster on AMX / AVX-512-BF16 CPUs "
+                                                      "and recent GPUs, its accuracy is in the README)")
                         with gr.Accordion("Your own checkpoint (optional)", open=False):
                             ckpt = gr.File(label="Checkpoint (.pth, .pyth, .pt, .safetensors; read safely, no code "
                                                  "runs)",
@@ -235,7 +240,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         heavy = dict(concurrency_id=HEAVY, concurrency_limit=state.budget.capacity)
         misc = dict(concurrency_id=MISC, concurrency_limit=cfg.concurrency_limit)
         video.upload(player_update, [video], [video, status], api_visibility="private")  # browser preview
-        predict_ev = predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch],
+        predict_ev = predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch, precision_rb],
                                        [result, cards, gallery, status], api_name="predict", **heavy)
         predict_ev.failure(error_box, None, [status], api_visibility="private")  # the error stays on the page
         models_btn.click(models, None, [models_json, models_md], api_name="models").then(

@@ -70,12 +70,14 @@ def predict(
     views: str | None = "1x1",
     checkpoint: Any = None,
     checkpoint_model: str | None = None,
+    precision: str | None = "fp32",
     progress: Progress | None = None,
 ) -> tuple[dict[str, Any], str, list[tuple[np.ndarray, str]], str]:
     """Run every chosen model (and the uploaded checkpoint, if any) on ``video``.
 
     Returns ``(result, cards_html, frames, status_markdown)``; ``result`` is the JSON payload
-    (per model: top-5, weights, views, frames used, timings).
+    (per model: top-5, weights, views, precision, frames used, timings). ``precision`` is ``fp32``
+    (exact) or ``bf16`` (refused in one sentence where the hardware has no fast bf16).
     """
     progress = progress or no_progress
     start = time.perf_counter()
@@ -113,7 +115,7 @@ def predict(
         clip, clip_cached = state.prepare(path, predictor.protocol)
         progress((i + 0.4) / n, desc=f"Running {lm.label} ({predictor.protocol.num_views} view(s))")
         with lm.lock:
-            pred = predictor.predict(path, prepared=clip.prepared, topk=5)
+            pred = predictor.predict(path, prepared=clip.prepared, topk=5, precision=precision or "fp32")
         wall = time.perf_counter() - t0
         state.record_latency(lm.name, pred.timings["model_s"] / max(1, len(pred.view_logits)))
         label = lm.label
@@ -125,6 +127,7 @@ def predict(
             "notes": list(predictor.notes),  # what its labels can mean (synthetic classes, random weights)
             "views": pred.views,
             "device": pred.device,
+            "precision": pred.precision,
             "top5": [{"label": lbl, "probability": round(float(p), 6)} for lbl, p in pred.topk],
             "frames_used": pred.frames_used,
             "timings": {**{k: round(v, 4) for k, v in pred.timings.items()}, "wall_s": round(wall, 4),

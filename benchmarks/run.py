@@ -12,8 +12,8 @@ Sections (``--only`` picks some):
 - ``attention`` the fused SDPA path vs the attention-capture path (maps kept), interleaved.
 - ``precision`` fp32 vs bf16 / fp16 autocast (CUDA only).
 - ``compile``   ``torch.compile`` on/off (full run only: compiling takes minutes on a small CPU).
-- ``optimize``  inference rewrites from ``uniformer.models.optimize`` (BatchNorm folding,
-                channels-last 3D), before/after ratios measured interleaved in one process.
+- ``inference`` explicit attention (official) / plain / fp32 fast / bf16 (``optimize_for_inference``) and
+                the fp32 / bf16 ``torch.mm`` peak, interleaved in one process (``benchmarks/inference.py``).
 - ``decode``    decode time per backend, and only-the-needed-frames vs decoding everything.
 - ``predict_cli`` end-to-end ``python -m uniformer.predict`` wall time (1x1 and 4x1 views).
 - ``app``       upload → prediction latency through the running app (``benchmarks/app_latency.py``).
@@ -45,7 +45,7 @@ if str(REPO_ROOT) not in sys.path:
 from benchmarks.model_latency import ALIASES, Case, run_case, zoo_name  # noqa: E402
 from uniformer.device import cpu_name  # noqa: E402
 
-SECTIONS = ("models", "attention", "precision", "compile", "optimize", "decode", "predict_cli", "app", "load")
+SECTIONS = ("models", "attention", "precision", "compile", "inference", "decode", "predict_cli", "app", "load")
 FULL_MODELS = ("uniformer_s8", "uniformer_s16", "uniformer_s32", "uniformer_b8", "uniformer_b16", "uniformer_b32",
                "timesformer_base")
 QUICK_MODELS = tuple(m for m in FULL_MODELS if m != "uniformer_b32")
@@ -166,16 +166,12 @@ def section_compile(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
     return {"rows": rows}
 
 
-OPT_VARIANTS = ("base", "fold_bn", "channels_last", "fold_bn+channels_last")
+def section_inference(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
+    from benchmarks import inference
 
-
-def section_optimize(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
-    todo = [("uniformer_s8", 1)] if plan.quick else [("uniformer_s16", 1), ("uniformer_b16", 1), ("uniformer_s8", 8)]
-    rows = []
-    for name, batch in todo:
-        log(f"optimize: {name} batch {batch}")
-        rows.append({"model": name, "batch": batch, "result": run_case(plan.case(name, batch, OPT_VARIANTS))})
-    return {"rows": rows}
+    models = ("uniformer_s8",) if plan.quick else inference.DEFAULT_MODELS
+    return inference.measure(models, rounds=3 if plan.quick else 5, device=plan.device, threads=plan.threads,
+                             log=log)
 
 
 def section_decode(plan: Plan, log: Callable[[str], None]) -> dict[str, Any]:
@@ -416,27 +412,15 @@ def load_lines(sec: dict[str, Any]) -> list[str]:
     return out
 
 
-def _speedup(sec: dict[str, Any] | None, model: str, variant: str, batch: int = 1) -> float | None:
-    for row in (sec or {}).get("rows", []):
-        if row["model"] == model and row.get("batch", 1) == batch and "error" not in row["result"]:
-            st = row["result"]["variants"].get(variant)
-            if st:
-                return next((val for k, val in st.items() if k.startswith("speedup_vs_")), None)
-    return None
-
-
 def recommendations(report: dict[str, Any]) -> list[str]:
-    """Only what the numbers of *this* run support (>= 5 % faster in every measured case)."""
-    sec = report["sections"].get("optimize")
+    """Only what the numbers of *this* run support: each inference path's speed-up over the plain model."""
+    sec = report["sections"].get("inference") or {}
     out = []
-    if sec and sec.get("rows"):
-        for variant in OPT_VARIANTS[1:]:
-            ratios = [_speedup(sec, r["model"], variant, r.get("batch", 1)) for r in sec["rows"]]
-            ratios = [r for r in ratios if r is not None]
-            if not ratios:
-                continue
-            verdict = "recommended" if min(ratios) >= 1.05 else ("no clear gain" if max(ratios) >= 0.95 else "slower")
-            out.append(f"- `{variant}`: {', '.join(f'{r:.2f}×' for r in ratios)} → {verdict}.")
+    for path in ("fp32", "bf16"):
+        ratios = [(row["model"], row["paths"][path]["speedup_vs_plain"]) for row in sec.get("models", [])
+                  if path in row["paths"]]
+        if ratios:
+            out.append(f"- `{path}`: " + ", ".join(f"{m} {r:.2f}×" for m, r in ratios) + ".")
     comp = report["sections"].get("compile")
     if comp and comp.get("rows"):
         r = comp["rows"][0]["result"]
@@ -464,11 +448,11 @@ def _section_markdown(name: str, sec: dict[str, Any], report: dict[str, Any]) ->
         return variants_table(sec["rows"])
     if name == "compile":
         return variants_table(sec["rows"]) + ["", "First call = compilation + one forward."]
-    if name == "optimize":
-        return [*variants_table(sec["rows"]), "",
-                "`fold_bn`: each local block's BatchNorm folded into the following 1×1×1 conv (exact to float "
-                "rounding); `channels_last`: Conv3d weights and input in `torch.channels_last_3d`.", "",
-                "What this run supports:", "", *(recommendations(report) or ["- (no data)"])]
+    if name == "inference":
+        from benchmarks.inference import markdown
+
+        return [*markdown(sec), "", "Speed-up over the plain model in this run:", "",
+                *(recommendations(report) or ["- (no data)"])]
     if name == "decode":
         return [*decode_tables(sec), "",
                 f"Median of {sec['meta']['runs']} runs, a fresh reader each run (index building included); "
@@ -526,7 +510,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> str:
          "average before→after each case.", ""]
     titles = {"models": "Models", "attention": "Attention path: fused SDPA vs capture (maps kept)",
               "precision": "Precision (autocast)", "compile": "torch.compile",
-              "optimize": "Inference optimisations (`uniformer.models.optimize`)",
+              "inference": "Inference paths (`optimize_for_inference`) against the matmul peak",
               "decode": "Decoding (16 frames of a UniFormer 16×8 clip)",
               "predict_cli": "`python -m uniformer.predict` end to end", "app": "App: upload → prediction",
               "load": "App under load"}
@@ -576,7 +560,7 @@ def readme_section(report: dict[str, Any]) -> str:
                                    "of maps" for m, c in att))
     rec = recommendations(report)
     if rec:
-        bullets.append("inference rewrites (`uniformer.models.optimize`), speed-up vs plain: "
+        bullets.append("`optimize_for_inference`, speed-up vs the plain model: "
                        + "; ".join(r[2:].rstrip(".") for r in rec))
     dec = s.get("decode", {}).get("needed_vs_all")
     if dec:
@@ -685,7 +669,7 @@ def main(argv: list[str] | None = None) -> int:
 
     funcs: dict[str, Callable[..., dict[str, Any]]] = {
         "models": section_models, "attention": section_attention, "precision": section_precision,
-        "compile": section_compile, "optimize": section_optimize, "decode": section_decode,
+        "compile": section_compile, "inference": section_inference, "decode": section_decode,
         "predict_cli": section_predict_cli, "app": section_app,
     }
     json_path, md_path = args.out / "benchmarks.json", args.out / "BENCHMARKS.md"

@@ -181,7 +181,7 @@ def test_compile_option_wraps_a_folded_copy():
     model.label_names = ["x"] * 7
     x = torch.randn(1, 3, 8, 64, 64)
     compiled = optimize_for_inference(model, compile=True, compile_kwargs={"backend": "eager"})
-    assert isinstance(compiled, torch._dynamo.eval_frame.OptimizedModule)
+    assert isinstance(compiled.core, torch._dynamo.eval_frame.OptimizedModule)
     assert compiled.label_names == ["x"] * 7 and compiled.folded_batchnorms == 2 * 3
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)

@@ -24,7 +24,7 @@ from torch import nn
 
 from uniformer import jsonsafe
 from uniformer.data.sampling import parse_views
-from uniformer.device import resolve_amp
+from uniformer.device import PRECISIONS, resolve_amp, resolve_precision
 from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
 from uniformer.metrics import EvalResult, compute_metrics, evaluate_model
 from uniformer.train.config import TrainConfig, config_from_dict, load_config
@@ -87,6 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--amp", default="auto", help="auto | none | bf16 | fp16")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="the optimize_for_inference copy evaluated: fp32 (exact, default; --amp still applies) "
+                        "or bf16 (AMX / AVX-512-BF16 CPUs and Ampere+ GPUs only; --amp is then ignored)")
     p.add_argument("--ema", action="store_true", help="use the EMA weights of a training checkpoint")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--confusion", action="store_true", help="include the confusion matrix in the JSON")
@@ -151,19 +154,22 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
     cfg.data = d
     cfg.run.device = a.device
     # the models (timm) and the data pipeline (torchvision): imported here, not before --help
+    from uniformer.models.optimize import optimize_for_inference
     from uniformer.train.builders import build_dataset, build_eval_loader, build_model, dataset_classes
 
     env = setup_distributed(cfg.run)
     try:
+        resolve_precision(a.precision, env.device)  # a refusal before any video is read
         dataset = build_dataset(d, "test", parse_views(d.test_views))
         if not classes:
             classes = dataset_classes(dataset, d, cfg.model.num_classes)
         num_classes = cfg.model.num_classes or len(classes)
         model = build_model(dataclasses.replace(cfg.model, init="random", grad_checkpointing=False), num_classes)
         _load_weights(model, a.checkpoint, a.ema)
-        model.to(env.device)
+        model = optimize_for_inference(model.to(env.device), a.precision)
+        amp = None if a.precision == "bf16" else resolve_amp(a.amp, env.device)
         loader = build_eval_loader(dataset, d, env, seed=0)
-        result = evaluate_model(model, loader, env.device, num_classes, resolve_amp(a.amp, env.device), env,
+        result = evaluate_model(model, loader, env.device, num_classes, amp, env,
                                 progress=env.is_main, desc=f"eval {d.test_views}")
         return (result if env.is_main else None), classes
     finally:

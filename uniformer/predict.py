@@ -2,13 +2,15 @@
 
 ``Predictor`` ties the data path together: decode only the frames the checkpoint's test protocol
 needs (``read_clips``), preprocess every view (``preprocess_views``), run the model in chunks of
-views (CUDA + autocast when present), sum the raw logits over views as the official test meters
-do, and report top-k labels with the frames used and the time each step took.
+views (``optimize_for_inference`` at ``--precision fp32`` or ``bf16``), sum the raw logits over
+views as the official test meters do, and report top-k labels with the frames used and the
+time each step took.
 
 CLI::
 
     python -m uniformer.predict VIDEO [--model NAME] [--checkpoint PATH] [--views CLIPSxCROPS]
                                       [--topk 5] [--device auto|cpu|cuda|cuda:N] [--json]
+                                      [--precision fp32|bf16]
                                       [--timeline [--window-stride SECONDS] [--window SECONDS]]
 """
 from __future__ import annotations
@@ -26,7 +28,7 @@ import torch
 from uniformer import jsonsafe
 from uniformer.data.sampling import TestProtocol, parse_views, view_probabilities
 from uniformer.data.video import Clips, read_clips
-from uniformer.device import autocast, resolve_amp, resolve_device
+from uniformer.device import PRECISIONS, resolve_device, resolve_precision
 from uniformer.errors import UniformerLabError
 
 # torchvision (transforms), timm (the model files) and the zoo are imported where they are used,
@@ -54,6 +56,7 @@ class Prediction:
     video_info: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     weights: str = ""                      # where the weights came from, in words
+    precision: str = "fp32"                # what the model ran in (fp32 exact, bf16 autocast)
 
     def to_dict(self, *, with_logits: bool = False) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -133,7 +136,10 @@ class Predictor:
     """A loaded model plus its test protocol; call :meth:`predict` on video paths.
 
     ``model=None`` is the zoo's ``DEFAULT_MODEL`` (bundled, trained weights). ``views=(clips, crops)``
-    overrides the checkpoint's protocol (e.g. ``(1, 1)`` for a quick look).
+    overrides the checkpoint's protocol (e.g. ``(1, 1)`` for a quick look). ``precision`` (``fp32``
+    or ``bf16``, :func:`uniformer.device.resolve_precision`) is what :meth:`predict` runs by default;
+    logits come from ``optimize_for_inference`` copies, ``self.model`` stays the plain fp32 model
+    (attention capture, attributions).
     """
 
     def __init__(
@@ -144,6 +150,7 @@ class Predictor:
         device: str = "auto",
         views: tuple[int, int] | None = None,
         view_batch: int = 4,
+        precision: str = "fp32",
     ) -> None:
         from uniformer.models.checkpoint_guard import checkpoint_notes
         from uniformer.zoo import DEFAULT_MODEL, create_model, get_entry, resolve_weights
@@ -151,7 +158,8 @@ class Predictor:
         model = model or DEFAULT_MODEL
         self.entry = get_entry(model)
         self.device = resolve_device(device)
-        self.amp_dtype = resolve_amp("auto", self.device)  # CUDA: bf16 where supported, else fp16
+        resolve_precision(precision, self.device)  # refuse bf16 before loading anything
+        self.precision = "bf16" if precision.strip().lower() in ("bf16", "bfloat16") else "fp32"
         if checkpoint is None:  # the zoo's policy, without downloads: bundled, hub cache, else random
             checkpoint = resolve_weights(model).path
         with checkpoint_notes() as read_notes:  # e.g. pickled objects the safe reader neutralised
@@ -165,31 +173,45 @@ class Predictor:
             protocol = dataclasses.replace(protocol, num_clips=views[0], num_crops=views[1])
         self.protocol = protocol
         self.view_batch = max(1, int(view_batch))
+        self._fast: dict[str, torch.nn.Module] = {}
+        self.fast_model(self.precision)
 
     @property
     def name(self) -> str:
         return self.entry.name
 
+    def fast_model(self, precision: str | None = None) -> torch.nn.Module:
+        """The optimised copy at ``precision`` (default: the predictor's); one copy of the weights serves both."""
+        from uniformer.models.optimize import optimize_for_inference
+
+        precision = (precision or self.precision).strip().lower()
+        if precision not in self._fast:
+            first = next(iter(self._fast.values()), None)
+            self._fast[precision] = (optimize_for_inference(self.model, precision) if first is None
+                                     else first.with_precision(precision))
+        return self._fast[precision]
 
     @torch.inference_mode()
-    def view_logits(self, views: torch.Tensor) -> torch.Tensor:
+    def view_logits(self, views: torch.Tensor, precision: str | None = None) -> torch.Tensor:
         """Raw logits ``(V, K)`` for view tensors ``(V, 3, T, S, S)``, in chunks of ``view_batch``."""
         from uniformer.cost import check_cancelled
 
+        model = self.fast_model(precision)
         out = []
         for chunk in views.split(self.view_batch):
             check_cancelled()  # a server stops here when the client went away (uniformer.cost.cancellation)
-            with autocast(self.device, self.amp_dtype):
-                out.append(self.model(chunk.to(self.device, non_blocking=True)).float().cpu())
+            out.append(model(chunk.to(self.device, non_blocking=True)).cpu())
         return torch.cat(out)
 
-    def predict(self, video: str | os.PathLike, *, topk: int = 5, prepared: PreparedClip | None = None) -> Prediction:
+    def predict(self, video: str | os.PathLike, *, topk: int = 5, prepared: PreparedClip | None = None,
+                precision: str | None = None) -> Prediction:
         start = time.perf_counter()
         reused = prepared is not None and prepared.protocol == self.protocol
         if not reused:
             prepared = prepare_video(video, self.protocol)
         t0 = time.perf_counter()
-        logits = self.view_logits(prepared.views)
+        precision = self.fast_model(precision).precision
+        logits = self.view_logits(prepared.views, precision)
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         model_s = time.perf_counter() - t0
@@ -218,6 +240,7 @@ class Predictor:
             video_info=dataclasses.asdict(info),
             notes=[*self.notes, *prepared.notes],
             weights=self.weights,
+            precision=precision,
         )
 
 
@@ -227,7 +250,7 @@ def format_prediction(pred: Prediction) -> str:
     lines = [
         f"{pred.video}: {info.get('width')}x{info.get('height')}, {info.get('num_frames')} frames at "
         f"{info.get('fps', 0):.2f} fps ({info.get('codec')}, read with {pred.backend})",
-        f"model {pred.model} on {pred.device}, {pred.views} views; weights: {pred.weights}",
+        f"model {pred.model} on {pred.device} ({pred.precision}), {pred.views} views; weights: {pred.weights}",
         "",
     ]
     width = max((len(lbl) for lbl, _ in pred.topk), default=0)
@@ -259,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=int, default=5)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    p.add_argument("--precision", default="fp32", choices=PRECISIONS,
+                   help="fp32 (exact, default) or bf16 (faster where the CPU has AMX / AVX-512-BF16 or on "
+                        "an Ampere+ GPU; refused elsewhere)")
     t = p.add_argument_group("timeline (uniformer/timeline.py)")
     t.add_argument("--timeline", action="store_true", help="slide the test clip over the whole video: top-k per "
                    "window in time order, plus smoothed tracks of the top classes")
@@ -273,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         views = parse_views(args.views) if args.views else None
-        predictor = Predictor(args.model, checkpoint=args.checkpoint, device=args.device, views=views)
+        predictor = Predictor(args.model, checkpoint=args.checkpoint, device=args.device, views=views,
+                              precision=args.precision)
         if args.timeline:
             from uniformer.timeline import run_cli
 

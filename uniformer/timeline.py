@@ -218,7 +218,6 @@ def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride_s
     """
     from uniformer.cost import check_cancelled
     from uniformer.data.video import VideoReader
-    from uniformer.device import autocast
     from uniformer.predict import default_max_side, video_notes
 
     start = time.perf_counter()
@@ -244,8 +243,8 @@ def predict_timeline(predictor: Predictor, video: str | os.PathLike, *, stride_s
                 batch.append(next(stream))
             x = torch.stack(batch)                                    # (b, crops, 3, T, S, S)
             t1 = time.perf_counter()
-            with torch.inference_mode(), autocast(predictor.device, predictor.amp_dtype):
-                logits = predictor.model(x.flatten(0, 1).to(predictor.device)).float().cpu()
+            with torch.inference_mode():  # the predictor's own inference path and precision
+                logits = predictor.fast_model()(x.flatten(0, 1).to(predictor.device)).float().cpu()
             t2 = time.perf_counter()
             rows.append(view_probabilities(logits.view(len(batch), protocol.num_crops, -1), protocol.ensemble))
             data_s, model_s = data_s + t1 - t0, model_s + t2 - t1

@@ -1,10 +1,13 @@
-"""Opt-in inference-time rewrites of a trained model (nothing here is used by training).
+"""Inference-time rewrites of a trained model (nothing here is used by training).
 
-Why each one exists, and what the benchmark (``python -m benchmarks.run``, ``docs/BENCHMARKS.md``)
-says about it. On the 2-core CPU measured so far none of them is a clear win: BatchNorm folding
-and channels-last were within ±3 % of the plain model at batch 1 (S-16, B-16) and folding was
-10 % slower at batch 8 (S-8); ``torch.compile`` gave 1.07× after 40 s of compilation. They stay
-opt-in tools to re-measure on other hardware (GPUs especially), not defaults of the predictor.
+:func:`optimize_for_inference` is what the predict and evaluate CLIs, the app and the benchmarks
+run (``--precision fp32`` by default): a copy of the model with BatchNorm folded, channels-last 3D
+weights, fed channels-last clips (UniFormer then runs channels-last end to end, see
+``uniformer.models.uniformer_blocks``), optionally under bf16 autocast. It takes and returns what
+the plain model does: ``(B, 3, T, H, W)`` in, float32 logits out. fp32 is exact (within 1e-4 of
+the plain model, in practice 1e-6); bf16 is allowed only where ``uniformer.device.resolve_precision``
+says the hardware runs it fast, and its accuracy is measured by ``python -m benchmarks.precision``.
+The attention-capture path (``analysis.attention``) keeps using the plain fp32 model.
 
 * :func:`fold_batchnorm` — a UniFormer local block computes ``conv1(BN1(x))`` and
   ``mlp.fc1(BN2(x))``. In eval mode BatchNorm is a fixed per-channel affine map
@@ -15,8 +18,14 @@ opt-in tools to re-measure on other hardware (GPUs especially), not defaults of 
   untouched: the BN layers feed only these two convs.
 * :func:`to_channels_last_3d` — ``torch.channels_last_3d`` memory format for the Conv3d-heavy
   stages. Whether it helps depends on the backend (oneDNN on CPU, cuDNN on GPU); measure first.
-* ``compile=True`` in :func:`optimize_for_inference` — ``torch.compile``; pays a one-off
-  compilation (tens of seconds on a small CPU) and recompiles per input shape.
+* ``compile=True`` in :func:`optimize_for_inference` — ``torch.compile`` of the folded
+  channels-last model; pays a one-off compilation (tens of seconds on a small CPU, again for every
+  new input shape), which one CLI prediction never earns back, so it is off by default. Inductor
+  needs a C++ compiler on CPU; without one the request is refused in one sentence rather than
+  failing inside the first forward.
+* Fused bias + GELU: the pointwise layers already run as GEMMs with the bias fused (``addmm``);
+  oneDNN's fused linear+GELU was not a reliable win on the CPU measured (between 0.6x and 1.2x
+  of ``addmm`` then ``gelu`` under load), so it is not used.
 
 :func:`optimize_for_inference` combines them on a *copy* in eval mode; the caller's model is
 never modified. A folded model is for inference only: it has no BatchNorm statistics left to
@@ -26,12 +35,18 @@ train, and its ``state_dict`` no longer matches released checkpoints (it lacks t
 from __future__ import annotations
 
 import copy
+import shutil
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["fold_batchnorm", "fold_bn_into_conv", "optimize_for_inference", "to_channels_last_3d"]
+from uniformer.device import autocast, resolve_precision
+from uniformer.errors import ConfigError
+
+__all__ = ["InferenceModel", "fold_batchnorm", "fold_bn_into_conv", "optimize_for_inference", "to_channels_last_3d"]
+
+_CARRIED = ("zoo_entry", "label_names", "folded_batchnorms", "num_classes")
 
 
 def _bn_affine(bn: nn.modules.batchnorm._BatchNorm) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,32 +130,94 @@ def to_channels_last_3d(model: nn.Module, x: torch.Tensor | None = None) -> tupl
     return model, x
 
 
+
+class InferenceModel(nn.Module):
+    """The optimised model behind the plain model's interface: ``(B, 3, T, H, W)`` in, float32 logits out.
+
+    Converts the clip to channels-last 3D when the core runs that way and opens bf16 autocast for
+    ``precision="bf16"``. ``core`` is the rewritten copy; :meth:`with_precision` gives a second
+    wrapper sharing it (the app switches precision without another copy of the weights).
+    """
+
+    def __init__(self, core: nn.Module, *, precision: str = "fp32", dtype: torch.dtype | None = None,
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        self.core = core
+        self.precision = precision
+        self.dtype = dtype
+        self.channels_last = channels_last
+        for attr in _CARRIED:
+            if hasattr(core, attr):
+                setattr(self, attr, getattr(core, attr))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and isinstance(x, torch.Tensor) and x.ndim == 5:
+            x = x.contiguous(memory_format=torch.channels_last_3d)
+        with autocast(x.device if isinstance(x, torch.Tensor) else torch.device("cpu"), self.dtype):
+            out = self.core(x)
+        return out.float()
+
+    def with_precision(self, precision: str) -> InferenceModel:
+        """The same rewritten weights run at another precision (checked by ``resolve_precision``)."""
+        dtype = resolve_precision(precision, _device_of(self.core))
+        out = InferenceModel(self.core, precision=_canonical(precision), dtype=dtype, channels_last=self.channels_last)
+        return out.train(self.training)
+
+    def extra_repr(self) -> str:
+        return f"precision={self.precision}, channels_last={self.channels_last}"
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _canonical(precision: str) -> str:
+    return "bf16" if str(precision).strip().lower() in ("bf16", "bfloat16") else "fp32"
+
+
+def _runs_channels_last(model: nn.Module) -> bool:
+    """Models whose blocks keep a channels-last clip channels-last (UniFormer); others gain nothing."""
+    from uniformer.models.uniformer import UniFormer
+
+    return isinstance(model, UniFormer)
+
+
 def optimize_for_inference(
     model: nn.Module,
+    precision: str = "fp32",
     *,
     fold_bn: bool = True,
-    channels_last: bool = False,
+    channels_last: bool | None = None,
     compile: bool = False,
     compile_kwargs: dict[str, Any] | None = None,
-) -> nn.Module:
-    """An optimised **copy** of ``model`` for inference (eval mode, no grad needed).
+) -> InferenceModel:
+    """An optimised **copy** of ``model`` for inference, as an :class:`InferenceModel` (eval mode).
 
-    ``fold_bn``: :func:`fold_batchnorm`; ``channels_last``: channels-last 3D weights (feed inputs
-    with :func:`to_channels_last_3d` or ``x.contiguous(memory_format=torch.channels_last_3d)``);
-    ``compile``: wrap in ``torch.compile(**compile_kwargs)``. Folding is on by default because it is
-    exact and never changes results; whether any of the three pays off depends on the hardware
-    (docs/BENCHMARKS.md has the measured ratios). Zoo attributes (``zoo_entry``, ``label_names``)
-    are carried over to the returned module.
+    ``precision``: ``fp32`` (exact) or ``bf16`` (autocast; refused in one sentence, a
+    ``ConfigError``, where the model's device has no fast bf16). ``fold_bn``: :func:`fold_batchnorm`.
+    ``channels_last``: channels-last 3D weights and inputs (None: for UniFormer, whose blocks keep
+    the layout; TimeSformer would only pay a copy). ``compile``: ``torch.compile(**compile_kwargs)``
+    of the rewritten core. The caller's model is never modified; zoo attributes (``zoo_entry``,
+    ``label_names``) are carried over.
     """
-    out = copy.deepcopy(model).eval()
+    dtype = resolve_precision(precision, _device_of(model))  # refuse before copying anything
+    if channels_last is None:
+        channels_last = _runs_channels_last(model)
+    core = copy.deepcopy(model).eval()
     if fold_bn:
-        out = fold_batchnorm(out, inplace=True)
+        core = fold_batchnorm(core, inplace=True)
     if channels_last:
-        out, _ = to_channels_last_3d(out)
+        core, _ = to_channels_last_3d(core)
     if compile:
-        compiled = torch.compile(out, **(compile_kwargs or {}))
-        for attr in ("zoo_entry", "label_names", "folded_batchnorms"):
-            if hasattr(out, attr):
-                setattr(compiled, attr, getattr(out, attr))
-        return compiled
-    return out
+        kwargs = dict(compile_kwargs or {})
+        backend = kwargs.get("backend", "inductor")
+        if backend == "inductor" and _device_of(core).type == "cpu" and shutil.which("c++") is None \
+                and shutil.which("g++") is None:
+            raise ConfigError("torch.compile needs a C++ compiler on CPU and none was found; leave compile off.")
+        compiled = torch.compile(core, **kwargs)
+        for attr in _CARRIED:
+            if hasattr(core, attr):
+                setattr(compiled, attr, getattr(core, attr))
+        core = compiled
+    return InferenceModel(core, precision=_canonical(precision), dtype=dtype, channels_last=channels_last).eval()

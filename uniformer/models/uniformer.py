@@ -35,18 +35,21 @@ BatchNorm3d -> mean over T'H'W' -> Linear. State-dict keys, their order and ever
 (LayerNorm eps 1e-5 in patch embeds but 1e-6 in blocks, head width, split-block residual quirk)
 follow ``shared/reference/uniformer/README.md`` so that official checkpoints load with
 ``strict=True``.
+
+The blocks live in ``uniformer.models.uniformer_blocks`` (re-exported here). Every stage keeps the
+input clip's memory layout: a ``torch.channels_last_3d`` clip runs channels-last end to end (token
+views free, depthwise convs at their fastest, pointwise convs as GEMMs; what
+``uniformer.models.optimize.optimize_for_inference`` feeds), with the values of the default layout
+to float rounding; a default-layout clip takes the official path unchanged.
 """
 from __future__ import annotations
 
-import copy
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import partial
 from typing import Any
 
 import torch
 import torch.utils.checkpoint
-from timm.layers import DropPath
 from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
@@ -54,8 +57,15 @@ from uniformer.assets import CHECKPOINTS_DIR
 from uniformer.errors import ModelConfigError
 from uniformer.models.checkpoint import load_pretrained as _load_pretrained
 from uniformer.models.checkpoint import unwrap_state_dict
-from uniformer.models.layers import Attention
 from uniformer.models.registry import build_video_model, video_cfg
+from uniformer.models.uniformer_blocks import (
+    GlobalBlock,
+    LocalBlock,
+    Mlp,
+    PatchEmbed3d,
+    SplitGlobalBlock,
+    is_channels_last,
+)
 
 __all__ = [
     "UniFormer",
@@ -76,151 +86,9 @@ _TIMM_BOOKKEEPING_KWARGS = frozenset(
 # Smallest height/width that survives the four spatial downsamplings (4 * 2 * 2 * 2).
 _MIN_SPATIAL = 32
 
-_block_norm = partial(nn.LayerNorm, eps=1e-6)
-
 # The paper's UniFormer: local MHRA in stages 1-2, global MHRA in stages 3-4.
 DEFAULT_LAYOUT = "LLGG"
 _LAYOUT_LETTERS = frozenset("LG")
-
-
-class Mlp(nn.Module):
-    """FFN: fc1 -> GELU -> dropout -> fc2 -> dropout; pointwise 1x1x1 convs when ``conv=True``."""
-
-    def __init__(self, dim: int, hidden_dim: int, drop: float = 0.0, conv: bool = False) -> None:
-        super().__init__()
-        layer = partial(nn.Conv3d, kernel_size=1) if conv else nn.Linear
-        self.fc1 = layer(dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = layer(hidden_dim, dim)
-        self.drop = nn.Dropout(drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.drop(self.act(self.fc1(x)))
-        return self.drop(self.fc2(x))
-
-
-class PatchEmbed3d(nn.Module):
-    """Strided Conv3d then LayerNorm over channels, keeping the ``(B, C, T, H, W)`` layout.
-
-    ``norm`` is registered before ``proj`` only to reproduce the official state-dict key order.
-    The LayerNorm keeps PyTorch's default eps (1e-5), unlike the block norms (1e-6).
-    """
-
-    def __init__(
-        self,
-        in_chans: int,
-        embed_dim: int,
-        kernel_size: tuple[int, int, int],
-        stride: tuple[int, int, int],
-        padding: tuple[int, int, int],
-    ) -> None:
-        super().__init__()
-        self.norm = nn.LayerNorm(embed_dim)
-        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size, stride=stride, padding=padding)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.proj(x)
-        B, C, T, H, W = x.shape
-        x = self.norm(x.flatten(2).transpose(1, 2))
-        return x.reshape(B, T, H, W, C).permute(0, 4, 1, 2, 3).contiguous()
-
-
-def _dpe(dim: int) -> nn.Conv3d:
-    """Dynamic position embedding: depthwise 3x3x3 conv (added residually by the blocks)."""
-    return nn.Conv3d(dim, dim, 3, padding=1, groups=dim)
-
-
-class LocalBlock(nn.Module):
-    """Local UniFormer block (official ``CBlock``): DPE, local MHRA, conv FFN, BatchNorm."""
-
-    def __init__(
-        self, dim: int, mlp_ratio: float = 4.0, drop: float = 0.0, drop_path: float = 0.0
-    ) -> None:
-        super().__init__()
-        self.pos_embed = _dpe(dim)
-        self.norm1 = nn.BatchNorm3d(dim)
-        self.conv1 = nn.Conv3d(dim, dim, 1)  # V: token context encoding
-        self.conv2 = nn.Conv3d(dim, dim, 1)  # U: head fusion
-        self.attn = nn.Conv3d(dim, dim, 5, padding=2, groups=dim)  # A^local, one kernel per channel
-        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.norm2 = nn.BatchNorm3d(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop, conv=True)
-
-    @property
-    def local_affinity(self) -> torch.Tensor:
-        """The learned 5x5x5 affinity ``(C, 1, 5, 5, 5)``; entry (dt, dh, dw) weights offset (-2..2)."""
-        return self.attn.weight
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos_embed(x)
-        x = x + self.drop_path(self.conv2(self.attn(self.conv1(self.norm1(x)))))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
-
-
-class GlobalBlock(nn.Module):
-    """Global UniFormer block (official ``SABlock``): DPE, MHSA over all T*H*W tokens, MLP."""
-
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        qk_scale: float | None = None,
-        drop: float = 0.0,
-        attn_drop: float = 0.0,
-        drop_path: float = 0.0,
-    ) -> None:
-        super().__init__()
-        self.pos_embed = _dpe(dim)
-        self.norm1 = _block_norm(dim)
-        self.attn = Attention(dim, num_heads, qkv_bias, qk_scale, attn_drop, drop)
-        self.drop_path = DropPath(drop_path) if drop_path > 0.0 else nn.Identity()
-        self.norm2 = _block_norm(dim)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio), drop=drop)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos_embed(x)
-        B, C, T, H, W = x.shape
-        x = x.flatten(2).transpose(1, 2)  # (B, L, C), token order (t, h, w)
-        x = x + self.drop_path(self.attn(self.norm1(x)))
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return x.transpose(1, 2).reshape(B, C, T, H, W)
-
-
-class SplitGlobalBlock(GlobalBlock):
-    """Divided attention (official ``SplitSABlock``, ``split=True``): temporal, then spatial.
-
-    Temporal attention runs over T for each spatial site, batch layout ``(B*H*W, T, C)``; spatial
-    attention runs over H*W for each frame, batch layout ``(B*T, H*W, C)``. As in the official
-    code, the spatial branch is added to the DPE output, not to the temporal result, so the
-    temporal branch reaches the output only through the spatial attention's input.
-    """
-
-    def __init__(self, dim: int, *args: Any, **kwargs: Any) -> None:
-        super().__init__(dim, *args, **kwargs)
-        self.t_norm = _block_norm(dim)
-        self.t_attn = copy.deepcopy(self.attn)  # same settings as the spatial attention
-        for m in self.t_attn.modules():  # ...but its own initial weights
-            if isinstance(m, nn.Linear):
-                m.reset_parameters()
-        # official parameter order: pos_embed, t_norm, t_attn, norm1, attn, norm2, mlp
-        first = ("pos_embed", "t_norm", "t_attn")
-        self._modules = {k: self._modules[k] for k in first} | {
-            k: v for k, v in self._modules.items() if k not in first}
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.pos_embed(x)
-        B, C, T, H, W = x.shape
-        S = H * W
-        t = x.reshape(B, C, T, S).permute(0, 3, 2, 1).reshape(B * S, T, C)
-        t = t + self.drop_path(self.t_attn(self.t_norm(t)))
-        s = t.reshape(B, S, T, C).permute(0, 2, 1, 3).reshape(B * T, S, C)
-        residual = x.reshape(B, C, T, S).permute(0, 2, 3, 1).reshape(B * T, S, C)
-        s = residual + self.drop_path(self.attn(self.norm1(s)))
-        s = s.reshape(B, T * S, C)
-        s = s + self.drop_path(self.mlp(self.norm2(s)))
-        return s.transpose(1, 2).reshape(B, C, T, H, W)
 
 
 def _four(name: str, value: Sequence[int]) -> list[int]:
@@ -447,8 +315,11 @@ class UniFormer(nn.Module):
 
     def _trunk(self, x: torch.Tensor, collect: dict[str, list[torch.Tensor]] | None = None) -> torch.Tensor:
         x = self._as_clip(x)
+        # every stage keeps the input's layout: channels-last runs end to end without a copy, the
+        # default layout is the official path (patch embeds return channels-last views)
+        layout = torch.channels_last_3d if is_channels_last(x) else torch.contiguous_format
         for s, embed in enumerate(self.patch_embeds):
-            x = embed(x)
+            x = embed(x).contiguous(memory_format=layout)
             if collect is not None:
                 collect["patch_embed_outputs"].append(x)
             if s == 0:
