@@ -116,7 +116,8 @@ def test_trained_here_points_carry_their_interval(tmp_path):
     from analysis.efficiency import load_trained_here, trained_here_markdown, trained_here_plotly
     from uniformer.ablate import RunResult, write_report
 
-    rows = [RunResult("LLGG", 0, 0.2, 0.6, 0.70, 0.95, 1000, 30.0), RunResult("LLGG", 1, 0.2, 0.6, 0.74, 0.96, 1000, 31.0),
+    rows = [RunResult("LLGG", 0, 0.2, 0.6, 0.70, 0.95, 1000, 30.0),
+            RunResult("LLGG", 1, 0.2, 0.6, 0.74, 0.96, 1000, 31.0),
             RunResult("TS", 0, 0.9, 0.5, 0.60, 0.90, 1000, 80.0)]
     write_report(rows, tmp_path, {"cpu": "Test CPU", "command": "python -m uniformer.ablate --out x"})
     points, meta = load_trained_here(tmp_path / "ablation.json")
