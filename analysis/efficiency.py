@@ -30,22 +30,23 @@ from uniformer.data.sampling import parse_views
 from uniformer.errors import UniformerLabError
 
 Per = Literal["view", "total"]
-_PALETTE = {
-    "UniFormer": "#d62728", "TimeSformer": "#1f77b4", "Video Swin": "#2ca02c", "MViT": "#9467bd",
-    "ViViT": "#8c564b", "X3D": "#ff7f0e", "SlowFast": "#7f7f7f", "TSM": "#bcbd22", "TEA": "#17becf",
-    "UniFormerV2": "#e377c2",
-}
+# A qualitative palette (matplotlib's tab10, red first so UniFormer stands out) and marker shapes:
+# the families of one figure get distinct (colour, shape) pairs, colours first, in a fixed order
+# (UniFormer, TimeSformer, then as they come), so no two families share a look and the colours of
+# the first ten are all different.
+QUALITATIVE = ("#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+               "#7f7f7f", "#bcbd22")
+SYMBOLS = ("circle", "square", "triangle-up", "diamond-wide", "star")
+MPL_MARKERS = {"circle": "o", "square": "s", "triangle-up": "^", "diamond-wide": "d", "star": "*"}
+_FIRST = ("UniFormer", "TimeSformer")
 
 
-_EXTRA = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1",
-          "#636363", "#17becf", "#bcbd22"]
-
-
-def _colour(model: str) -> str:
-    """Fixed colours for the main families, a stable pick from a list for the rest."""
-    if model in _PALETTE:
-        return _PALETTE[model]
-    return _EXTRA[sum(map(ord, model)) % len(_EXTRA)]
+def family_styles(models: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """family → (colour, plotly symbol), distinct within one figure."""
+    seen = list(dict.fromkeys(models))
+    order = [m for m in _FIRST if m in seen] + [m for m in seen if m not in _FIRST]
+    n = len(QUALITATIVE)
+    return {m: (QUALITATIVE[i % n], SYMBOLS[(i // n) % len(SYMBOLS)]) for i, m in enumerate(order)}
 
 
 def _num(text: str | None) -> float | None:
@@ -206,10 +207,12 @@ def efficiency_plotly(
     for p in published:
         if p.gflops(per) is not None:
             by_model.setdefault(p.model, []).append(p)
+    styles = family_styles(by_model)
     for model, pts in by_model.items():
+        colour, symbol = styles[model]
         fig.add_trace(go.Scatter(
             x=[p.gflops(per) for p in pts], y=[p.top1 for p in pts], mode="markers", name=f"{model} (published)",
-            marker=dict(size=9, color=_colour(model)),
+            marker=dict(size=10, color=colour, symbol=symbol, line=dict(width=0.5, color="white")),
             text=[f"{p.label}<br>{p.pretrain} pretrain<br>{p.source}" for p in pts],
             hovertemplate="%{text}<br>%{x:.1f} GFLOPs, top-1 %{y:.1f}<extra>published</extra>",
         ))
@@ -257,12 +260,14 @@ def efficiency_mpl(
     FigureCanvasAgg(fig)
     ax = fig.subplots()
     done: set[str] = set()
+    styles = family_styles(p.model for p in published if p.gflops(per) is not None)
     for p in published:
         x = p.gflops(per)
         if x is None:
             continue
-        colour = _colour(p.model)
-        ax.scatter([x], [p.top1], s=30, color=colour, label=None if p.model in done else f"{p.model} (published)")
+        colour, symbol = styles[p.model]
+        ax.scatter([x], [p.top1], s=30, color=colour, marker=MPL_MARKERS[symbol],
+                   label=None if p.model in done else f"{p.model} (published)")
         done.add(p.model)
         ax.annotate(p.label, (x, p.top1), fontsize=5.5, xytext=(3, 2), textcoords="offset points", color=colour)
     first = True
@@ -304,7 +309,7 @@ def efficiency_mpl(
 # ===================================================================== trained here (issue 13)
 #: Written by ``python -m uniformer.ablate`` after every finished run (committed with the repository).
 ABLATION_JSON = Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "ablation.json"
-_TRAINED_COLOURS = {"uniformer": _PALETTE["UniFormer"], "timesformer": _PALETTE["TimeSformer"]}
+_TRAINED_COLOURS = {"uniformer": QUALITATIVE[0], "timesformer": QUALITATIVE[1]}  # as UniFormer, TimeSformer above
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
-import json
 import math
 import sys
 from collections.abc import Sequence
@@ -38,6 +37,7 @@ from torch.utils.data import DataLoader
 from analysis.attention import AnalysisError
 from analysis.inputs import load_model
 from analysis.intervention import layer_groups, local_attention
+from uniformer import jsonsafe
 from uniformer.errors import UniformerLabError
 
 __all__ = ["MaskRow", "paired_drop_interval", "run", "main"]
@@ -183,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if a.json:
         doc: dict[str, Any] = {"model": a.model, "weights": weights, "rows": [dataclasses.asdict(r) for r in rows]}
-        print(json.dumps(doc, indent=2))
+        print(jsonsafe.dumps(doc, indent=2))
     else:
         print(f"{a.model} ({weights}): attention restricted to |Δh|,|Δw| ≤ {a.space_radius}, |Δt| ≤ {a.time_radius}")
         print(format_table(rows))

@@ -35,7 +35,6 @@ its interval is the locality interval divided by the (fixed) floor.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import re
 import sys
@@ -49,6 +48,7 @@ from torch import nn
 from analysis.attention import AnalysisError, AttentionRecord, extract, map_names
 from analysis.inputs import load_model, one_view
 from analysis.metrics import axis_chance_locality, layer_metrics
+from uniformer import jsonsafe
 from uniformer.errors import UniformerLabError
 from uniformer.metrics import t_interval
 
@@ -305,7 +305,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                "(middle temporal clip, centre crop of the model's protocol)", "clips": result.clips,
                "skipped": [{"clip": c, "error": e} for c, e in result.skipped],
                "layers": [r.to_dict() for r in result.rows]}
-        print(json.dumps(doc, indent=2))
+        print(jsonsafe.dumps(doc, indent=2))
     else:
         print(f"{args.model} ({weights or 'random weights'}), {len(result.clips)} clip(s), one test view each")
         print(format_table(result.rows))

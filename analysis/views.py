@@ -225,41 +225,79 @@ def _png_data_uri(img: np.ndarray, max_side: int = 160) -> tuple[str, float, flo
     return uri, w / pil.size[0], h / pil.size[1]
 
 
-def overlay_plotly(ov: Overlay, panel: int = 150) -> go.Figure:
-    """Rows × frames grid of heat over frames (plotly; frames embedded as small PNGs)."""
+# Pixel layout of the plotly overlay (the page and the saved HTML draw it at exactly this size).
+_GAP = 6            # px between frames
+_HEADER = 24        # px above each heat row's block: its label
+_TITLE = 48         # px for the figure title
+_BAR = 120          # px right of the frames: the colour bars, their values and titles
+
+
+def _domain(start_px: float, size_px: float, total_px: float, flip: bool = False) -> list[float]:
+    a, b = start_px / total_px, (start_px + size_px) / total_px
+    return [1 - b, 1 - a] if flip else [a, b]
+
+
+def overlay_plotly(ov: Overlay, panel: int = 160, columns: int | None = 8) -> go.Figure:
+    """Rows × frames grid of heat over frames (plotly; frames embedded as PNGs).
+
+    Every frame is drawn ``panel`` px wide; ``columns`` frames per line (None: all), so a
+    heat row with more frames wraps onto several lines. Each heat row has its own colour axis (its
+    own min..max) and a colour bar with values beside its block; its label sits above the block
+    (no rotated side titles to clip), and the frame number is written inside each frame.
+    """
     ids = ov.shown_frames()
     F_, H, W = ov.frames.shape[:3]
-    nrows = len(ov.rows)
-    fig = make_subplots(
-        rows=nrows, cols=len(ids), horizontal_spacing=0.004, vertical_spacing=0.04,
-        column_titles=[f"frame {i}" for i in ids],
-        # rows have their own colour range (one colour bar only): say it in the row title
-        row_titles=[f"{label}<br>{_heat_range(h)[0]:.3g}–{_heat_range(h)[1]:.3g}" for label, h in ov.rows.items()],
-    )
-    for r, (label, heat) in enumerate(ov.rows.items(), start=1):
+    ncol = max(1, min(len(ids), columns or len(ids)))
+    lines = -(-len(ids) // ncol)
+    ph = panel * H / W
+    block = _HEADER + lines * ph + (lines - 1) * _GAP
+    plot_w = ncol * panel + (ncol - 1) * _GAP
+    plot_h = len(ov.rows) * block + (len(ov.rows) - 1) * _GAP * 2
+    fig = go.Figure()
+    layout: dict = {}
+    k = 0
+    for r, (label, heat) in enumerate(ov.rows.items()):
         lo, hi = _heat_range(heat)
         gt, gh, gw = heat.shape
-        for c, i in enumerate(ids, start=1):
-            uri, dx, dy = _png_data_uri(ov.frames[i])
-            fig.add_trace(go.Image(source=uri, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, hoverinfo="skip"), row=r, col=c)
-            fig.add_trace(
-                go.Heatmap(
-                    z=heat[grid_frame(i, F_, gt)], x0=W / gw / 2, dx=W / gw, y0=H / gh / 2, dy=H / gh,
-                    zmin=lo, zmax=hi, colorscale=_PLOTLY_HEAT, opacity=ov.alpha, zsmooth="best" if ov.smooth else False,
-                    showscale=(r == 1 and c == len(ids)), colorbar=dict(title=ov.value_label, len=0.5, x=1.0, xpad=110),
-                    hovertemplate=f"{label}<br>x=%{{x:.0f}} y=%{{y:.0f}}<br>{ov.value_label}=%{{z:.4g}}<extra></extra>",
-                ),
-                row=r, col=c,
-            )
-            for f, x0, y0, x1, y1 in ov.boxes:
+        top = r * (block + 2 * _GAP)
+        axis = f"coloraxis{r + 1}" if r else "coloraxis"
+        mid = 1 - (top + _HEADER + (block - _HEADER) / 2) / plot_h
+        layout[axis] = dict(
+            colorscale=_PLOTLY_HEAT, cmin=lo, cmax=hi,
+            colorbar=dict(title=dict(text=ov.value_label, side="right"), x=1.0, xanchor="left", xpad=8,
+                          y=mid, yanchor="middle", len=max((block - _HEADER) / plot_h, 0.15), lenmode="fraction",
+                          thickness=14, tickformat=".2~g", nticks=5))
+        fig.add_annotation(text=f"<b>{label}</b>", xref="paper", yref="paper", x=0, xanchor="left",
+                           y=1 - top / plot_h, yanchor="top", showarrow=False, font=dict(size=13))
+        for c, i in enumerate(ids):
+            k += 1
+            x0 = (c % ncol) * (panel + _GAP)
+            y0 = top + _HEADER + (c // ncol) * (ph + _GAP)
+            xa, ya = ("x", "y") if k == 1 else (f"x{k}", f"y{k}")
+            layout["xaxis" if k == 1 else f"xaxis{k}"] = dict(domain=_domain(x0, panel, plot_w), anchor=ya,
+                                                             range=[0, W], visible=False)
+            layout["yaxis" if k == 1 else f"yaxis{k}"] = dict(domain=_domain(y0, ph, plot_h, flip=True), anchor=xa,
+                                                             range=[H, 0], visible=False)
+            uri, dx, dy = _png_data_uri(ov.frames[i], max_side=max(panel, 64))
+            fig.add_trace(go.Image(source=uri, x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, hoverinfo="skip",
+                                   xaxis=xa, yaxis=ya))
+            fig.add_trace(go.Heatmap(
+                z=heat[grid_frame(i, F_, gt)], x0=W / gw / 2, dx=W / gw, y0=H / gh / 2, dy=H / gh,
+                coloraxis=axis, opacity=ov.alpha, zsmooth="best" if ov.smooth else False, xaxis=xa, yaxis=ya,
+                hovertemplate=f"{label}<br>frame {i}, x=%{{x:.0f}} y=%{{y:.0f}}<br>{ov.value_label}=%{{z:.4g}}"
+                              "<extra></extra>",
+            ))
+            fig.add_annotation(text=f"frame {i}", xref=f"{xa} domain", yref=f"{ya} domain", x=0.02, y=0.98,
+                               xanchor="left", yanchor="top", showarrow=False, font=dict(size=11, color="white"),
+                               bgcolor="rgba(0,0,0,0.55)", borderpad=2)
+            for f, bx0, by0, bx1, by1 in ov.boxes:
                 if f == i:
-                    fig.add_shape(type="rect", x0=x0, y0=y0, x1=x1, y1=y1, line=dict(color=ANCHOR_COLOUR, width=2),
-                                  row=r, col=c)
-    # go.Image already anchors each y axis to its x axis (square pixels) and reverses it
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False)
-    fig.update_layout(title=ov.title, height=panel * H / W * nrows + 120, width=panel * len(ids) + 300,
-                      margin=dict(l=10, r=190, t=70, b=10))
+                    fig.add_shape(type="rect", x0=bx0, y0=by0, x1=bx1, y1=by1, xref=xa, yref=ya,
+                                  line=dict(color=ANCHOR_COLOUR, width=2))
+    margin = dict(l=10, r=_BAR, t=_TITLE if ov.title else 10, b=10)
+    fig.update_layout(**layout, title=dict(text=ov.title, x=0, xanchor="left", xref="paper", font=dict(size=15)),
+                      width=plot_w + margin["l"] + margin["r"], height=int(plot_h + margin["t"] + margin["b"]),
+                      margin=margin, plot_bgcolor="white", paper_bgcolor="white")
     return fig
 
 
@@ -322,27 +360,51 @@ def kernels_mpl(weight: Tensor, channels: Sequence[int] | None = None, max_chann
 
 
 def kernels_plotly(weight: Tensor, channels: Sequence[int] | None = None, max_channels: int = 8,
-                   title: str = "") -> go.Figure:
-    """Plotly version of :func:`kernels_mpl`."""
+                   title: str = "", cell: int = 72) -> go.Figure:
+    """Plotly version of :func:`kernels_mpl`: ``cell`` px per 5×5 slice, a colour bar for the
+    channel-mean |w| (0..max) and one diverging bar (±max over the shown channels) for the channels,
+    so rows can be compared with each other and read in values."""
     rows = _kernel_rows(weight, channels, max_channels)
     kt = next(iter(rows.values())).shape[0]
-    fig = make_subplots(rows=len(rows), cols=kt, row_titles=list(rows),
+    n = len(rows)
+    gap = 4
+    plot_w, plot_h = kt * cell + (kt - 1) * gap, n * cell + (n - 1) * gap
+    fig = make_subplots(rows=n, cols=kt, row_titles=list(rows),
                         column_titles=[f"dt={c - kt // 2:+d}" for c in range(kt)],
-                        horizontal_spacing=0.01, vertical_spacing=0.01)
+                        horizontal_spacing=gap / plot_w, vertical_spacing=gap / plot_h)
+    mean_lim = float(np.abs(rows["mean |w|"]).max()) or 1.0
+    chan = [k for label, k in rows.items() if label != "mean |w|"]
+    lim = max((float(np.abs(k).max()) for k in chan), default=0.0) or 1.0
     for r, (label, k) in enumerate(rows.items(), start=1):
-        lim = float(np.abs(k).max()) or 1.0
         for c in range(kt):
             fig.add_trace(go.Heatmap(
-                z=k[c], zmin=0.0 if r == 1 else -lim, zmax=lim,
-                colorscale="Viridis" if r == 1 else "RdBu_r", reversescale=False, showscale=False,
+                z=k[c], coloraxis="coloraxis" if r == 1 else "coloraxis2",
                 hovertemplate=f"{label} dt={c - kt // 2:+d}<br>dh=%{{y}} dw=%{{x}}<br>w=%{{z:.4g}}<extra></extra>",
                 x=list(range(-(k.shape[2] // 2), k.shape[2] - k.shape[2] // 2)),
                 y=list(range(-(k.shape[1] // 2), k.shape[1] - k.shape[1] // 2)),
             ), row=r, col=c + 1)
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed")
-    fig.update_layout(title=title or "Local affinity kernels (5×5×5 per channel)",
-                      height=90 * len(rows) + 100, width=90 * kt + 200, margin=dict(l=10, r=10, t=70, b=10))
+    for a in fig.layout.annotations[kt:]:  # row titles: horizontal, left of the rows (never clipped)
+        a.update(x=0, xanchor="right", xshift=-6, textangle=0, font=dict(size=12))
+    top = fig.layout.yaxis.domain  # row 1
+    bar = dict(x=1.0, xanchor="left", xpad=10, thickness=12, lenmode="fraction", yanchor="middle",
+               tickformat=".2~g", nticks=5)
+    fig.update_layout(
+        coloraxis=dict(colorscale="Viridis", cmin=0.0, cmax=mean_lim,
+                       colorbar=dict(**bar, title=dict(text="mean |w|", side="right"), y=(top[0] + top[1]) / 2,
+                                     len=max(top[1] - top[0], 0.12))),
+        coloraxis2=dict(colorscale="RdBu_r", cmin=-lim, cmax=lim, showscale=bool(chan),
+                        colorbar=dict(**bar, title=dict(text="w", side="right"), y=top[0] / 2,
+                                      len=max(top[0] - gap / plot_h, 0.12))),
+    )
+    fig.update_xaxes(showticklabels=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, autorange="reversed", constrain="domain")
+    margin = dict(l=80, r=110, t=90, b=10)
+    text = title or "Local affinity kernels (5×5×5 per channel)"
+    head, _, rest = text.partition(": ")  # "layer: what" on two lines: the figure is narrow
+    fig.update_layout(title=dict(text=f"{head}<br><sup>{rest}</sup>" if rest else text, x=0, xanchor="left",
+                                 xref="paper", font=dict(size=14)),
+                      height=plot_h + margin["t"] + margin["b"], width=plot_w + margin["l"] + margin["r"],
+                      margin=margin)
     return fig
 
 

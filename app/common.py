@@ -13,6 +13,8 @@ import html
 import logging
 import os
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -45,6 +47,37 @@ def public_message(text: str) -> str:
     return text
 
 
+# The last error of each browser session, for ``error_box``: a toast fades after seconds and leaves
+# only red "Error" badges, so the page also shows the sentence in the tab's own text (issue 15.5).
+_LAST_ERROR: OrderedDict[str, str] = OrderedDict()
+_LAST_ERROR_LOCK = threading.Lock()
+
+
+def _remember(text: str) -> None:
+    from gradio.context import LocalContext
+
+    session = getattr(LocalContext.request.get(None), "session_hash", None)
+    if session:
+        with _LAST_ERROR_LOCK:
+            _LAST_ERROR[session] = text
+            _LAST_ERROR.move_to_end(session)
+            while len(_LAST_ERROR) > 256:
+                _LAST_ERROR.popitem(last=False)
+
+
+def _error(what: str, message: str) -> gr.Error:
+    _remember(message if message.startswith(what) else f"{what} failed: {message}")
+    return gr.Error(message, title=f"{what} failed", print_exception=False)
+
+
+def error_box(request: gr.Request) -> str:
+    """``.failure`` listener: the session's last error as a box that stays in the tab until the next
+    result replaces it (API callers still get the error itself)."""
+    with _LAST_ERROR_LOCK:
+        text = _LAST_ERROR.pop(getattr(request, "session_hash", None) or "", None)
+    return f"<div class='ul-error'>⚠️ {esc(text or 'The request failed; the details are in the server log.')}</div>"
+
+
 def friendly(what: str) -> Callable[[F], F]:
     """Decorator: typed errors → ``gr.Error(str(err))``; other errors → a one-line ``gr.Error``."""
 
@@ -53,21 +86,22 @@ def friendly(what: str) -> Callable[[F], F]:
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
-            except gr.Error:
+            except gr.Error as err:
+                _remember(f"{what} failed: {err.message}")
                 raise
             except UniformerLabError as err:
                 log.info("%s refused: %s", what, err)
-                raise gr.Error(public_message(str(err)), title=f"{what} failed", print_exception=False) from None
+                raise _error(what, public_message(str(err))) from None
             except torch.OutOfMemoryError:
                 log.exception("%s ran out of memory", what)
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-                raise gr.Error(f"{what} ran out of memory; try fewer views, fewer models or a smaller model.",
-                               title=f"{what} failed", print_exception=False) from None
+                raise _error(what, f"{what} ran out of memory; try fewer views, fewer models or a smaller "
+                                   "model.") from None
             except Exception as err:  # noqa: BLE001 - the page gets one line, the log the traceback
                 log.exception("%s failed unexpectedly", what)
-                raise gr.Error(f"{what} failed unexpectedly ({type(err).__name__}); the details are in the "
-                               f"server log.", title=f"{what} failed", print_exception=False) from None
+                raise _error(what, f"{what} failed unexpectedly ({type(err).__name__}); the details are in the "
+                                   f"server log.") from None
 
         return wrapper  # type: ignore[return-value]
 
@@ -153,4 +187,13 @@ CSS = """
 .ul-bar {height:6px; background:var(--background-fill-secondary); border-radius:3px; margin-bottom:4px;}
 .ul-bar > div {height:6px; background:#e65100; border-radius:3px;}
 .ul-banner {border-left:4px solid #b71c1c; padding:4px 10px;}
+#redundancy-table th, #redundancy-table th * {word-break:keep-all !important; overflow-wrap:normal !important;
+                                             hyphens:none;}
+#predict-frames .caption-label {max-width:100%; white-space:normal; overflow:visible; text-overflow:clip;
+                                line-height:1.15;}
+#predict-frames .grid-container {grid-template-columns:repeat(var(--grid-cols), minmax(0, 1fr)) !important;}
+#predict-frames .grid-wrap {height:auto !important; max-height:360px;}
+#predict-frames {height:auto !important;}
+.ul-error {border:1px solid #b71c1c; border-left:6px solid #b71c1c; border-radius:6px; padding:8px 12px;
+           background:rgba(183,28,28,0.08); color:var(--body-text-color); margin:4px 0;}
 """

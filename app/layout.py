@@ -1,10 +1,11 @@
 """The page: ``build_app(state) -> gr.Blocks`` with the four tabs and their named API endpoints.
 
 Layout only: every handler lives in a ``tab_*.py`` module as a plain function of
-``(state, inputs...)``; here they are bound to the state and to components. Heavy events share
-one concurrency group (``"model"``), so at most ``config.concurrency_limit`` model runs happen at
-once whatever the tab, and the queue refuses requests beyond ``config.queue_max_size`` instead
-of letting them pile up.
+``(state, inputs...)``; here they are bound to the state and to components. Every event that
+runs a model is priced and admitted by ``state.budget`` (``app/budget.py``): refused over the
+per-request GFLOPs budget, else run in the light or heavy lane (at most ``config.concurrency_limit``
+heavy runs at once whatever the tab, light ones beside them), refused as busy beyond
+``config.queue_max_size`` waiting, and stopped when its client goes away.
 
 Named endpoints (``gradio_client``): ``/predict``, ``/models``, ``/attention``,
 ``/redundancy``, ``/efficiency``.
@@ -16,13 +17,17 @@ from typing import Any
 import gradio as gr
 
 from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy
-from app.common import CSS, ClampedSlider
+from app.budget import client_gone
+from app.common import CSS, ClampedSlider, error_box
+from app.preview import PLAYER_HEAD, player_update
 from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
+from app.uploads import upload_middleware
 from uniformer.assets import ASSETS_DIR
 from uniformer.models.family import TIMESFORMER, UNIFORMER
 from uniformer.zoo import get_entry
 
-HEAVY = "model"  # concurrency id shared by every event that runs a model
+HEAVY = "model"  # concurrency id shared by every event that runs a model (through app/budget.py's lanes)
+MISC = "misc"    # events that only load a model (the layer list of the chosen model)
 
 
 def make_state(**overrides: Any) -> AppState:
@@ -35,13 +40,17 @@ def make_state(**overrides: Any) -> AppState:
 
 
 def launch_kwargs(state: AppState) -> dict[str, Any]:
-    """Arguments for ``demo.launch`` that enforce the upload cap and file-access rules."""
+    """Arguments for ``demo.launch`` that enforce the upload caps (per kind, while streaming:
+    ``app/uploads.py``) and file-access rules."""
+    cfg = state.config
     return dict(
-        max_file_size=int(state.config.max_upload_mb * 2**20),
+        max_file_size=int(cfg.max_upload_mb * 2**20),
+        app_kwargs={"middleware": [upload_middleware(cfg.max_video_mb, cfg.max_checkpoint_mb, CHECKPOINT_SUFFIXES)]},
         allowed_paths=[str(ASSETS_DIR), *state.config.extra_allowed_dirs],
         show_error=False,  # unexpected errors become one line (app.common.friendly), never a traceback
         footer_links=["api", "settings"],
         css=CSS,
+        head=PLAYER_HEAD,  # no "Video not playable" toast over the cards: app.preview
     )
 
 
@@ -83,9 +92,10 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
     n_frames = lm0.entry.protocol.num_frames
 
     # ---------------------------------------------------------------- handlers bound to state
-    def predict(video, models, views, checkpoint, checkpoint_model, progress=gr.Progress()):
-        return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
-                                            progress=progress)
+    def predict(video, models, views, checkpoint, checkpoint_model, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):  # lanes and cancellation: app/budget.py
+            return tab_predict.predict_endpoint(state, video, models, views, checkpoint, checkpoint_model,
+                                                progress=progress)
 
     def models():
         return tab_predict.models_endpoint(state)
@@ -94,21 +104,28 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         ch = state.model_choices()
         return gr.update(choices=ch), gr.update(choices=ch), gr.update(choices=ch)
 
-    def attention(video, model, layer, head, view, frame, row, col, progress=gr.Progress()):
-        return tab_attention.attention_endpoint(state, video, model, layer, head, view, frame, row, col,
-                                                progress=progress)
+    def attention(video, model, layer, head, view, frame, row, col, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):
+            return tab_attention.attention_endpoint(state, video, model, layer, head, view, frame, row, col,
+                                                    progress=progress)
 
     def model_layers(model):
         return tab_attention.model_layers_endpoint(state, model)
 
+    def attn_controls(model, view, layer):
+        return tab_attention.controls_endpoint(state, model, view, layer)
+
     def pick_anchor(evt: gr.SelectData):
         return tab_attention.click_to_anchor(evt.index)
 
-    def redundancy(video, uniformer_model, timesformer_model, progress=gr.Progress()):
-        return tab_redundancy.redundancy_endpoint(state, video, uniformer_model, timesformer_model, progress=progress)
+    def redundancy(video, uniformer_model, timesformer_model, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):
+            return tab_redundancy.redundancy_endpoint(state, video, uniformer_model, timesformer_model,
+                                                      progress=progress)
 
-    def efficiency(dataset, per, latency, progress=gr.Progress()):
-        return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
+    def efficiency(dataset, per, latency, request: gr.Request, progress=gr.Progress()):
+        with state.budget.scope(client_gone(demo, request)):
+            return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
 
     def trained_here():
         return tab_efficiency.trained_here_endpoint(state)
@@ -162,24 +179,25 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         attn_model = gr.Dropdown(choices=choices, value=first, label="Model", elem_id="attn-model")
                         attn_view = gr.Radio(tab_attention.VIEWS, value=tab_attention.VIEW_ATTENTION, label="View",
                                              elem_id="attn-view")
-                        layer = ClampedSlider(0, max(n_layers - 1, 0), step=1, value=0,
-                                              label=f"Layer (0–{n_layers - 1})",
-                                          elem_id="layer-slider")
-                        head = gr.Dropdown([tab_attention.HEAD_AVERAGE], value=tab_attention.HEAD_AVERAGE,
-                                           label="Head", allow_custom_value=True, elem_id="head-input")
-                        picker = gr.Image(label="Anchor: click on the frame", interactive=False, height=240,
-                                          elem_id="anchor-picker", buttons=[])
-                        frame = ClampedSlider(0, max(n_frames - 1, 0), step=1, value=n_frames // 2,
-                                              label="Anchor frame",
-                                          elem_id="anchor-frame")
-                        row = gr.Slider(0, 100, step=1, value=50, label="Anchor row (% of height)",
-                                        elem_id="anchor-row")
-                        col = gr.Slider(0, 100, step=1, value=50, label="Anchor column (% of width)",
-                                        elem_id="anchor-col")
+                        with gr.Column(elem_id="layer-controls") as layer_box:  # hidden for whole-model views
+                            layer = ClampedSlider(0, max(n_layers - 1, 0), step=1, value=0,
+                                                  label=f"Layer (0–{n_layers - 1})", elem_id="layer-slider")
+                            head = gr.Dropdown([tab_attention.HEAD_AVERAGE], value=tab_attention.HEAD_AVERAGE,
+                                               label="Head", allow_custom_value=True, elem_id="head-input")
+                        with gr.Column(elem_id="anchor-controls") as anchor_box:  # only for attention maps
+                            picker = gr.Image(label="Anchor: click on the frame", interactive=False, height=240,
+                                              elem_id="anchor-picker", buttons=[])
+                            frame = ClampedSlider(0, max(n_frames - 1, 0), step=1, value=n_frames // 2,
+                                                  label="Anchor frame", elem_id="anchor-frame")
+                            row = gr.Slider(0, 100, step=1, value=50, label="Anchor row (% of height)",
+                                            elem_id="anchor-row")
+                            col = gr.Slider(0, 100, step=1, value=50, label="Anchor column (% of width)",
+                                            elem_id="anchor-col")
                         attn_btn = gr.Button("Show", variant="primary", elem_id="attention-btn")
                     with gr.Column(scale=3, min_width=500):
                         attn_md = gr.Markdown(elem_id="attention-info")
-                        attn_plot = gr.Plot(label="Attention", elem_id="attention-plot")
+                        attn_plot = gr.Plot(label="Attention", show_label=False,  # a label forces a 100-px top margin
+                                            elem_id="attention-plot")
 
             # ------------------------------------------------------------ redundancy
             with gr.Tab("Redundancy", id="redundancy", elem_id="tab-redundancy"):
@@ -197,7 +215,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                 red_md = gr.Markdown(elem_id="redundancy-reading")
                 red_plot = gr.Plot(label="Redundancy per layer", elem_id="redundancy-plot")
                 red_table = gr.Dataframe(headers=tab_redundancy.TABLE_HEADERS, interactive=False, wrap=True,
-                                         label="Per layer (head average)")
+                                         label="Per layer (head average)", elem_id="redundancy-table")
 
             # ------------------------------------------------------------ efficiency
             with gr.Tab("Efficiency", id="efficiency", elem_id="tab-efficiency"):
@@ -217,28 +235,39 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                                          label="All points (click a column header to sort)")
 
         # ---------------------------------------------------------------- events
-        heavy = dict(concurrency_id=HEAVY, concurrency_limit=cfg.concurrency_limit)
-        predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch], [result, cards, gallery, status],
-                          api_name="predict", **heavy)
+        # Model runs wait in app/budget.py's heavy / light lanes, not in Gradio's queue, so that a light
+        # request never queues behind heavy ones; the layer-list event keeps Gradio's limit.
+        heavy = dict(concurrency_id=HEAVY, concurrency_limit=state.budget.capacity)
+        misc = dict(concurrency_id=MISC, concurrency_limit=cfg.concurrency_limit)
+        video.upload(player_update, [video], [video, status], api_visibility="private")  # browser preview
+        predict_ev = predict_btn.click(predict, [video, model_dd, views_dd, ckpt, ckpt_arch],
+                                       [result, cards, gallery, status], api_name="predict", **heavy)
+        predict_ev.failure(error_box, None, [status], api_visibility="private")  # the error stays on the page
         models_btn.click(models, None, [models_json, models_md], api_name="models").then(
             refresh_choices, None, [model_dd, ckpt_arch, attn_model], api_visibility="private")
 
         attn_inputs = [video, attn_model, layer, head, attn_view, frame, row, col]
         attn_outputs = [attn_plot, attn_md, picker, layer, head, frame]
-        attn_btn.click(attention, attn_inputs, attn_outputs, api_name="attention", **heavy)
+        keep = dict(api_visibility="private")  # failure listeners: the error box replaces the tab's text
+        attn_btn.click(attention, attn_inputs, attn_outputs, api_name="attention", **heavy).failure(
+            error_box, None, [attn_md], **keep)
         ui = dict(api_visibility="private", trigger_mode="always_last", **heavy)
         for trigger in (layer.release, frame.release, row.release, col.release, head.input, attn_view.input):
-            trigger(attention, attn_inputs, attn_outputs, **ui)
+            trigger(attention, attn_inputs, attn_outputs, **ui).failure(error_box, None, [attn_md], **keep)
         picker.select(pick_anchor, None, [row, col], api_visibility="private").then(
-            attention, attn_inputs, attn_outputs, **ui)
-        attn_model.input(model_layers, [attn_model], [layer, head, frame], api_visibility="private", **heavy)
+            attention, attn_inputs, attn_outputs, **ui).failure(error_box, None, [attn_md], **keep)
+        attn_model.input(model_layers, [attn_model], [layer, head, frame], api_visibility="private", **misc).failure(
+            error_box, None, [attn_md], **keep)
+        for trigger in (attn_view.change, layer.change, attn_model.change):  # controls that apply to this view
+            trigger(attn_controls, [attn_model, attn_view, layer], [layer_box, anchor_box], api_visibility="private")
 
         red_btn.click(redundancy, [video, red_uni, red_ts], [red_plot, red_md, red_table], api_name="redundancy",
-                      **heavy)
+                      **heavy).failure(error_box, None, [red_md], **keep)
         eff_inputs, eff_outputs = [eff_ds, eff_per, eff_lat], [eff_plot, eff_table, eff_md]
-        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **heavy)
+        eff_btn.click(efficiency, eff_inputs, eff_outputs, api_name="efficiency", **heavy).failure(
+            error_box, None, [eff_md], **keep)
         for trigger in (eff_ds.input, eff_per.input):
-            trigger(efficiency, eff_inputs, eff_outputs, **ui)
+            trigger(efficiency, eff_inputs, eff_outputs, **ui).failure(error_box, None, [eff_md], **keep)
         demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **heavy)
         demo.load(trained_here, None, [trained_plot, trained_md], api_name="trained_here")
 

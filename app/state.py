@@ -37,6 +37,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import torch
 
+from app.budget import RequestBudget
 from uniformer.assets import ASSETS_DIR, CLIPS_DIR
 from uniformer.data.sampling import TestProtocol
 from uniformer.errors import CheckpointError, UniformerLabError, VideoError
@@ -68,7 +69,10 @@ class AppConfig:
     views: tuple[int, int] = (1, 1)                # default views per prediction (clips, crops)
     max_video_mb: float = 200.0
     max_checkpoint_mb: float = 1024.0
-    concurrency_limit: int = 2                     # requests running at once (per event, shared id)
+    concurrency_limit: int = 2                     # heavy requests running at once (app/budget.py lanes)
+    light_concurrency_limit: int = 2               # light requests running at once, in a lane of their own
+    max_request_gflops: float | None = None        # budget per request; None: CPU 1,000, CUDA 20,000
+    light_request_gflops: float | None = None      # light lane up to this; None: 5 % of the budget
     queue_max_size: int = 16                       # waiting requests beyond which new ones are refused
     model_cache_size: int = 3
     clip_cache_size: int = 4
@@ -266,6 +270,7 @@ class AppState:
         self._latency: dict[str, deque[float]] = {}
         self._latency_lock = threading.Lock()
         self.default_models: list[str] = self._pick_defaults()
+        self.budget = RequestBudget.from_config(self.config, self.device)  # app/budget.py: cost policy, lanes
         self.started = time.time()
         self.startup_s: float | None = None
 
@@ -378,7 +383,9 @@ class AppState:
             raise UniformerLabError(f"No {what} was given; {hint}.")
         if not isinstance(path, (str, os.PathLike)):
             raise UniformerLabError(f"The {what} must be a file, not {type(path).__name__}.")
-        real = Path(os.path.realpath(os.fspath(path)))
+        from app.preview import original_of
+
+        real = Path(os.path.realpath(original_of(os.fspath(path))))  # the player's preview → the upload
         if not any(real == root or root in real.parents for root in self.allowed_roots()):
             raise UniformerLabError(
                 f"The {what} path is outside the upload folder and assets/; upload the file instead of naming a path.")
@@ -388,6 +395,7 @@ class AppState:
         size_mb = real.stat().st_size / 2**20
         cap = self.config.max_video_mb if what == "video" else self.config.max_checkpoint_mb
         if size_mb > cap:
+            _discard_upload(real, Path(os.path.realpath(upload_folder())))
             raise UniformerLabError(f"The {what} '{name}' is {size_mb:.1f} MB; this app accepts at most {cap:g} MB.")
         return str(real)
 
@@ -438,6 +446,16 @@ class AppState:
             "records": len(self.records),
             "device": str(self.device),
         }
+
+
+def _discard_upload(path: Path, folder: Path) -> None:
+    """Delete a refused upload (never a file outside the upload folder): it can never be used."""
+    if folder in path.parents:
+        try:
+            path.unlink()
+            log.info("deleted refused upload %s", path.name)
+        except OSError:
+            pass
 
 
 def iter_clip_examples(suffixes: Iterable[str] = VIDEO_SUFFIXES) -> list[str]:

@@ -26,6 +26,7 @@ import torch
 
 from app.common import Progress, friendly, no_progress
 from app.state import AppState, LoadedModel
+from uniformer.cost import request_cost, run_cost
 from uniformer.errors import UniformerLabError
 
 VIEW_ATTENTION = "layer: attention / kernels"
@@ -36,8 +37,10 @@ VIEW_OCCLUSION = "occlusion (8 forward passes)"
 VIEWS = [VIEW_ATTENTION, VIEW_ROLLOUT, VIEW_CAM, VIEW_GRADCAM, VIEW_OCCLUSION]
 HEAD_AVERAGE = "average"
 ANCHOR_SIDE = 224   # the anchor picker is drawn at this size whatever the crop size
-MAX_FRAMES = 8      # frames per figure row
-PANEL = 88          # px per frame: 8 frames + colour bar fit the page's right column
+MAX_FRAMES = 8      # frames shown
+PANEL = 160         # px per frame (issue 15.5: at least 160 px, so a 14×14 token grid stays readable)
+COLUMNS = 4         # frames per line: 4 × 160 px + colour bar fit the page's right column at 1400 px
+WHOLE_MODEL = {VIEW_ROLLOUT, VIEW_CAM, VIEW_GRADCAM, VIEW_OCCLUSION}  # no layer, head or anchor
 
 
 # ------------------------------------------------------------------------------ structure
@@ -92,6 +95,20 @@ def attention_map_bytes(name: str, input_shape: tuple[int, ...]) -> int:
     return _MAP_BYTES[key]
 
 
+def check_attention_memory(state: AppState, name: str, input_shape: tuple[int, ...] | None = None) -> None:
+    """Refuse an extraction whose maps exceed ``max_attention_gb``; ``input_shape`` defaults to one
+    view of the model's protocol, so this runs before the model is loaded (part of a request's cost)."""
+    from uniformer.zoo import get_entry
+
+    shape = input_shape or (1, *get_entry(name).input_size)
+    need = attention_map_bytes(name, tuple(shape)) / 2**30
+    budget = state.config.max_attention_gb
+    if need > budget:
+        raise UniformerLabError(
+            f"The attention maps of {name} on one clip take {need:.1f} GB, more than this app keeps "
+            f"({budget:g} GB); choose a model with fewer frames or a lower resolution.")
+
+
 def get_record(state: AppState, lm: LoadedModel, video: str,
                progress: Progress | None = None) -> tuple[dict[str, Any], bool]:
     """The cached extraction of ``lm`` on the one-view clip of ``video``: a dict with the
@@ -107,12 +124,7 @@ def get_record(state: AppState, lm: LoadedModel, video: str,
     key = ("record", lm.uid, clip.key)
 
     x = clip.prepared.views[:1]
-    need = attention_map_bytes(lm.name, tuple(x.shape)) / 2**30
-    budget = state.config.max_attention_gb
-    if need > budget:
-        raise UniformerLabError(
-            f"The attention maps of {lm.name} on one clip take {need:.1f} GB, more than this app keeps "
-            f"({budget:g} GB); choose a model with fewer frames or a lower resolution.")
+    check_attention_memory(state, lm.name, tuple(x.shape))
 
     def build() -> dict[str, Any]:
         progress(0.3, desc=f"Running {lm.label} with attention capture")
@@ -212,6 +224,8 @@ def attention(
     progress = progress or no_progress
     path = state.check_path(video, what="video")
     name = model or state.default_models[0]
+    check_attention_memory(state, name)  # the request's cost: attention-map memory, then GFLOPs
+    state.budget.admit(request_cost([run_cost(name, (1, 1), passes=9 if view == VIEW_OCCLUSION else 1)]))
     t_start = time.perf_counter()
     progress(0.0, desc=f"Loading {name}")
     lm, _ = state.get_model(name)
@@ -274,8 +288,10 @@ def attention(
     top = int(probs.argmax())
     warn = ("\n\n⚠️ **Random weights**: this model has no trained weights on disk, so its attention is close to "
             "uniform and says nothing about the paper's claims." if lm.weights.random else "")
+    header = (f"**{lm.label}** — {view}" if view in WHOLE_MODEL else
+              f"**{lm.label}** — layer {li + 1} of {len(names)}: {describe_layer(lname, info, heads)}")
     md = (
-        f"**{lm.label}** — layer {li + 1} of {len(names)}: {describe_layer(lname, info, heads)}\n\n"
+        f"{header}\n\n"
         f"{what}\n\n"
         f"Clip: frames {cache['frame_indices']} (one view, centre crop {size} px); top-1 of this view: "
         f"{_label(lm, top)} ({float(probs[top]):.1%}). Extraction {cache['extract_s']:.2f} s"
@@ -296,14 +312,25 @@ def attention(
 
 
 def _overlay_figure(ov: Any) -> Any:
-    """Frames-over-heat figure sized for the page: ``PANEL`` px per frame and enough height that
-    the frames, not the titles, set the scale (the analysis default is sized for saved files)."""
+    """Frames-over-heat figure sized for the page: ``PANEL`` px per frame, ``COLUMNS`` per line."""
     from analysis import views
 
-    fig = views.overlay_plotly(ov, panel=PANEL)
-    h, w = ov.frames.shape[1:3]
-    fig.update_layout(height=int(PANEL * h / w * len(ov.rows) + 190))
-    return fig
+    return views.overlay_plotly(ov, panel=PANEL, columns=COLUMNS)
+
+
+def controls(state: AppState, model: str | None, view: str | None, layer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Which controls apply: ``(layer/head box, anchor box)`` visibility updates. Whole-model views
+    use neither; a local-affinity layer has channels but no anchor. No forward pass."""
+    import gradio as gr
+
+    from analysis.attention import map_names
+
+    lm, _ = state.get_model(model or state.default_models[0])
+    names = map_names(lm.model)
+    li = min(max(0 if layer is None else int(round(float(layer))), 0), len(names) - 1)
+    per_layer = (view or VIEW_ATTENTION) not in WHOLE_MODEL
+    anchor = per_layer and not names[li].startswith("local_affinity")
+    return gr.update(visible=per_layer), gr.update(visible=anchor)
 
 
 def _label(lm: LoadedModel, i: int) -> str:
@@ -330,3 +357,4 @@ def model_layers(state: AppState, model: str | None) -> tuple[dict[str, Any], di
 
 attention_endpoint = friendly("Attention view")(attention)
 model_layers_endpoint = friendly("Loading the model")(model_layers)
+controls_endpoint = friendly("Attention controls")(controls)

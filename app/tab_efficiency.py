@@ -16,6 +16,7 @@ import torch
 
 from app.common import Progress, friendly, no_progress
 from app.state import AppState
+from uniformer.cost import request_cost, run_cost
 from uniformer.errors import UniformerLabError
 
 DATASETS = ["K400", "K600", "SSv1", "SSv2", "all"]
@@ -80,6 +81,8 @@ def efficiency(
     for n in [*state.default_models, *(m.name for m in state.loaded_models())]:
         if n not in names:
             names.append(n)
+    if latency:  # 1 warm-up + 2 timed forwards of one view per model: priced like any model run
+        state.budget.admit(request_cost(run_cost(n, (1, 1), passes=3) for n in names))
     measured = []
     lines = ["| model (loaded here) | views | GFLOPs/view measured | published | params (M) | latency (s/view) | "
              "device |",

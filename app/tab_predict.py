@@ -13,8 +13,11 @@ from typing import Any
 import numpy as np
 
 from app.common import Progress, friendly, no_progress, topk_cards_html
+from app.preview import browser_note
 from app.state import AppState
+from uniformer.cost import check_cancelled, request_cost, run_cost
 from uniformer.errors import UniformerLabError
+from uniformer.jsonsafe import finite
 from uniformer.models.family import get_family
 
 MAX_MODELS = 4          # models per request: each one is a full forward pass on the server
@@ -92,6 +95,7 @@ def predict(
     jobs: list[tuple[str, Any]] = [(n, None) for n in names]
     if checkpoint not in (None, ""):
         jobs.append((str(checkpoint_model), checkpoint))
+    state.budget.admit(request_cost(run_cost(name, view_choice) for name, _ in jobs))  # priced before loading
 
     results: list[dict[str, Any]] = []
     gallery: list[tuple[np.ndarray, str]] = []
@@ -100,6 +104,7 @@ def predict(
     seen_protocols: set = set()
     n = len(jobs)
     for i, (name, ckpt) in enumerate(jobs):
+        check_cancelled()  # the client may have gone while the previous model ran
         progress(i / n, desc=f"Loading {name}")
         t0 = time.perf_counter()
         lm, model_cached = state.get_model(name, ckpt)
@@ -140,7 +145,7 @@ def predict(
     progress(1.0, desc="Done")
 
     total = time.perf_counter() - start
-    result = {"video": info, "models": results, "notes": notes, "request_s": round(total, 4)}
+    result = finite({"video": info, "models": results, "notes": notes, "request_s": round(total, 4)})  # no NaN
     status = [
         f"**Done in {total:.2f} s** — {info.get('width')}×{info.get('height')}, {info.get('num_frames')} frames at "
         f"{(info.get('fps') or 0):.2f} fps ({info.get('codec')}, read with {info.get('decoder')})."
@@ -149,6 +154,7 @@ def predict(
         status.append("⚠️ Models marked *random weights* have no trained weights on disk: their labels show that the "
                       "pipeline runs, not what the video contains.")
     status.extend(f"- {note}" for note in notes)
+    status.extend(f"- {note}" for note in [browser_note(path)] if note)  # the player shows a preview
     return result, topk_cards_html(results), gallery, "\n\n".join(status)
 
 

@@ -17,7 +17,8 @@ from typing import Any
 
 from app.common import Progress, friendly, no_progress
 from app.state import FALLBACK_MODELS, AppState, LoadedModel
-from app.tab_attention import get_record
+from app.tab_attention import check_attention_memory, get_record
+from uniformer.cost import check_cancelled, request_cost, run_cost
 from uniformer.errors import UniformerLabError
 from uniformer.models.family import TIMESFORMER, UNIFORMER
 
@@ -138,10 +139,14 @@ def redundancy(
     chosen = [c for c in chosen if c]
     if not chosen:
         raise UniformerLabError("Choose at least one model to measure.")
+    for name in chosen:
+        check_attention_memory(state, name)
+    state.budget.admit(request_cost(run_cost(name, (1, 1)) for name in chosen))
     per_model: list[tuple[LoadedModel, list[Any]]] = []
     timings = []
     for i, name in enumerate(chosen):
         get_entry(name)
+        check_cancelled()
         progress(i / len(chosen), desc=f"Loading {name}")
         lm, _ = state.get_model(name)
         t0 = time.perf_counter()

@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +30,27 @@ TIMEOUT_MS = 600_000
 def first_global_layer(names: list[str]) -> int:
     """Index of the first attention (not local-affinity) layer: the most telling one to show."""
     return next((i for i, n in enumerate(names) if not n.startswith("local_affinity")), 0)
+
+
+def write_hevc(out: Path, clip: Path, seconds: float = 4.0) -> Path:
+    """The first seconds of ``clip`` re-encoded as HEVC (libx265), a codec Chromium cannot play."""
+    import av
+
+    with av.open(str(clip)) as src, av.open(str(out), "w") as dst:
+        s = src.streams.video[0]
+        enc = dst.add_stream("libx265", rate=s.average_rate)
+        enc.width, enc.height, enc.pix_fmt = s.codec_context.width, s.codec_context.height, "yuv420p"
+        enc.options = {"preset": "ultrafast", "x265-params": "log-level=none"}
+        for i, frame in enumerate(src.decode(s)):
+            if frame.time is not None and frame.time >= seconds:
+                break
+            yuv = frame.reformat(format="yuv420p")
+            yuv.pts, yuv.time_base = i, 1 / s.average_rate
+            for packet in enc.encode(yuv):
+                dst.mux(packet)
+        for packet in enc.encode(None):
+            dst.mux(packet)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from analysis.attention import map_names
+    from app.tab_attention import VIEW_ROLLOUT
     from app.testing import serve
 
     models = tuple(m for m in (args.models or "").split(",") if m) or None
@@ -84,6 +109,24 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_selector("#attention-plot .js-plotly-plot", timeout=TIMEOUT_MS)
         shot("attention")
 
+        # the first layer: UniFormer's learned local kernels (channels, no anchor controls)
+        number.fill("0")
+        number.press("Tab")
+        first = map_names(lm.model)[0]
+        page.wait_for_function(f"document.querySelector('#attention-info').innerText.includes('{first}')",
+                               timeout=TIMEOUT_MS)
+        shot("attention_first_layer")
+
+        # a whole-model view: rollout of the TimeSformer model (no layer, head or anchor controls)
+        ts = next((n for n in state.default_models if n.startswith("timesformer")), None)
+        if ts is not None:
+            page.locator("#attn-model input").click()
+            page.get_by_role("option", name=re.compile(re.escape(ts))).first.click()
+            page.get_by_label(VIEW_ROLLOUT).check()
+            page.wait_for_function("document.querySelector('#attention-info').innerText.includes('rollout')",
+                                   timeout=TIMEOUT_MS)
+            shot("attention_rollout")
+
         page.get_by_role("tab", name="Redundancy").click()
         page.click("#redundancy-btn")
         page.wait_for_selector("#redundancy-plot .js-plotly-plot", timeout=TIMEOUT_MS)
@@ -95,6 +138,21 @@ def main(argv: list[str] | None = None) -> int:
         page.wait_for_function("document.querySelector('#efficiency-md').innerText.includes('.')", timeout=TIMEOUT_MS)
         time.sleep(3.0)
         shot("efficiency")
+
+        # a clip no browser plays (HEVC): the player gets an H.264 preview, the status says so
+        hevc = write_hevc(Path(tempfile.mkdtemp()) / "hevc_clip.mp4", args.clip)
+        try:
+            page.get_by_role("tab", name="Predict").click()
+            page.locator("#video-input button[aria-label='Clear']").first.click()
+            page.set_input_files("#video-input input[type=file]", str(hevc))
+            page.wait_for_function("document.querySelector('#predict-status').innerText.includes('preview')",
+                                   timeout=TIMEOUT_MS)
+            page.click("#predict-btn")
+            page.wait_for_function("document.querySelector('#predict-status').innerText.includes('Done in')",
+                                   timeout=TIMEOUT_MS)
+            shot("predict_hevc")
+        finally:
+            shutil.rmtree(hevc.parent, ignore_errors=True)
         browser.close()
     return 0
 

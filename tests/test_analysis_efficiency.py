@@ -153,3 +153,16 @@ def test_the_committed_ablation_is_shown_in_the_app():
     fig, md = trained_here()
     assert {p.layout for p in points} <= {x for t in fig.data if t.text is not None for x in t.text}
     assert md.startswith("| layout |")
+
+
+def test_families_get_distinct_colours_and_shapes():
+    from analysis.efficiency import QUALITATIVE, efficiency_plotly, family_styles
+
+    published = load_published("K400")
+    fig = efficiency_plotly(published, per="view", dataset="K400")
+    looks = [(t.marker.color, t.marker.symbol) for t in fig.data if t.name.endswith("(published)")]
+    assert len(looks) == len(set(looks)) >= 10  # no two families look alike
+    first_ten = [c for c, _ in looks][:10]
+    assert len(set(first_ten)) == 10 and set(first_ten) <= set(QUALITATIVE)  # qualitative, all different
+    styles = family_styles(["X3D", "UniFormer", "TimeSformer"])
+    assert styles["UniFormer"][0] == QUALITATIVE[0] and styles["TimeSformer"][0] == QUALITATIVE[1]

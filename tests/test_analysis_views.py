@@ -151,3 +151,64 @@ def test_html_figures_share_one_local_plotly_js(tmp_path):
     js.write_text("stale", encoding="utf-8")  # another plotly version: replaced
     views.save_figure(figs[0], tmp_path / "fig0")
     assert js.read_text(encoding="utf-8") == plotly.offline.get_plotlyjs()
+
+
+# ------------------------------------------------------------------------ readability (issue 15.5)
+def _axis_px(fig: go.Figure, k: int) -> tuple[float, float, float, float]:
+    """(x0, y0_from_top, width, height) in px of subplot ``k`` (1-based) of a laid-out figure."""
+    lay = fig.layout
+    m = lay.margin
+    pw, ph = lay.width - m.l - m.r, lay.height - m.t - m.b
+    xd = lay["xaxis" if k == 1 else f"xaxis{k}"].domain
+    yd = lay["yaxis" if k == 1 else f"yaxis{k}"].domain
+    return m.l + xd[0] * pw, m.t + (1 - yd[1]) * ph, (xd[1] - xd[0]) * pw, (yd[1] - yd[0]) * ph
+
+
+def test_overlay_frames_are_large_and_wrap_into_rows():
+    frames = np.random.default_rng(0).random((8, 224, 224, 3)).astype(np.float32)
+    heat = np.random.default_rng(1).random((4, 14, 14)).astype(np.float32) * 0.05
+    ov = views.Overlay(frames=frames, rows={"global_attn_stage3_block0": heat}, title="t", value_label="attention",
+                       boxes=[(4, 80.0, 80.0, 96.0, 96.0)], smooth=False)
+    fig = views.overlay_plotly(ov, panel=160, columns=4)
+    cells = [_axis_px(fig, k) for k in range(1, 9)]
+    assert all(w >= 159.5 and abs(h - w) < 1 for _, _, w, h in cells)  # ≥ 160 px, square pixels kept
+    assert len({round(y) for _, y, _, _ in cells}) == 2 and len({round(x) for x, _, _, _ in cells}) == 4  # 2 × 4
+    # frames cover most of the figure: no large empty plot
+    area = sum(w * h for *_, w, h in cells)
+    assert area / (fig.layout.width * fig.layout.height) > 0.55
+    # a real colour bar with values for the heat row, labelled, and no rotated (clipped) side title
+    heat_traces = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert {t.coloraxis for t in heat_traces} == {"coloraxis"}
+    ca = fig.layout.coloraxis
+    assert ca.cmin == pytest.approx(float(heat.min())) and ca.cmax == pytest.approx(float(heat.max()))
+    assert ca.colorbar.title.text == "attention" and ca.colorbar.tickformat and ca.colorbar.thickness >= 12
+    assert all(a.textangle in (None, 0) for a in fig.layout.annotations)
+    texts = [a.text for a in fig.layout.annotations]
+    assert "<b>global_attn_stage3_block0</b>" in texts and all(f"frame {i}" in texts for i in range(8))
+
+
+def test_overlay_rows_each_get_their_own_colour_bar():
+    frames = np.zeros((4, 32, 64, 3), np.float32)
+    rows = {"a": np.ones((2, 2, 4)) * [[[0, 1, 2, 3]]], "b": np.arange(16.0).reshape(2, 2, 4)}
+    ov = views.Overlay(frames=frames, rows=rows)
+    fig = views.overlay_plotly(ov, panel=160)
+    assert (fig.layout.coloraxis.cmax, fig.layout.coloraxis2.cmax) == (3, 15)
+    ya, yb = fig.layout.coloraxis.colorbar.y, fig.layout.coloraxis2.colorbar.y
+    assert ya > yb  # each bar beside its own row
+    assert all(_axis_px(fig, k)[2] >= 159.5 for k in range(1, 9))
+
+
+def test_kernel_view_has_colour_scales_with_values(uni):
+    record, _ = uni
+    k = record.maps["local_affinity_stage1_block0"]
+    fig = views.kernels_plotly(k, max_channels=3)
+    axes = {t.coloraxis for t in fig.data}
+    assert axes == {"coloraxis", "coloraxis2"}
+    mean_bar, chan = fig.layout.coloraxis, fig.layout.coloraxis2
+    assert mean_bar.showscale is not False and chan.showscale
+    assert mean_bar.cmin == 0 and mean_bar.cmax == pytest.approx(float(k.abs().mean(0).max()))
+    shown = k[k.abs().flatten(1).sum(1).argsort(descending=True)[:3]]
+    assert chan.cmax == pytest.approx(float(shown.abs().max())) and chan.cmin == -chan.cmax  # one scale for all rows
+    assert mean_bar.colorbar.title.text and chan.colorbar.title.text
+    row_titles = fig.layout.annotations[5:]
+    assert all(a.textangle == 0 and a.xanchor == "right" for a in row_titles)  # horizontal, left of the rows

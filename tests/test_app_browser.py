@@ -116,3 +116,64 @@ def test_predict_then_attention_in_chromium(browser, served, tmp_path):
     assert "'notes.mp4' could not be opened as a video" in body and "Traceback" not in body
     assert outside == [], f"the page reached other hosts: {outside[:5]}"
     page.close()
+
+
+def _open(browser, served):
+    if browser is None:
+        pytest.fail(MISSING, pytrace=False)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(served.url)
+    page.wait_for_selector("#predict-btn", timeout=TIMEOUT_MS)
+    return page
+
+
+def test_unplayable_clip_plays_as_a_preview_without_a_toast(browser, served, tmp_path):
+    from tests.test_app_preview import HEVC, write_clip
+
+    clip = write_clip(tmp_path / f"phone{HEVC[1]}", HEVC[0], size=(160, 96), frames=20)
+    page = _open(browser, served)
+    page.set_input_files("#video-input input[type=file]", str(clip))
+    page.wait_for_function("document.querySelector('#predict-status').innerText.includes('H.264 preview')",
+                           timeout=TIMEOUT_MS)
+    # the player now holds the preview and the browser can decode it
+    page.wait_for_function("(() => { const v = document.querySelector('#video-input video');"
+                           " return v && v.currentSrc.includes('.preview.mp4') && v.readyState >= 1; })()",
+                           timeout=TIMEOUT_MS)
+    page.click("#predict-btn")
+    page.wait_for_function("document.querySelector('#predict-status').innerText.includes('Done in')",
+                           timeout=TIMEOUT_MS)
+    status = page.inner_text("#predict-status")
+    assert f"({HEVC[2]}," in status and "the models read the original file" in status  # models read the HEVC file
+    assert not any("not playable" in t.lower() for t in page.locator(".toast-body").all_inner_texts())
+    page.close()
+
+
+def test_attention_frames_controls_and_errors_in_chromium(browser, served):
+    page = _open(browser, served)
+    page.set_input_files("#video-input input[type=file]", str(CLIP))
+    page.wait_for_selector("#video-input video", timeout=TIMEOUT_MS)
+    page.get_by_role("tab", name="Attention").click()
+    number = page.locator("#layer-slider input[type=number]")
+    number.fill("3")
+    number.press("Tab")
+    page.wait_for_function("document.querySelector('#attention-info').innerText.includes('global_attn_stage4_block0')",
+                           timeout=TIMEOUT_MS)
+    frames = page.locator("#attention-plot .js-plotly-plot image")
+    page.wait_for_function("document.querySelectorAll('#attention-plot .js-plotly-plot image').length >= 8",
+                           timeout=TIMEOUT_MS)
+    boxes = [frames.nth(i).bounding_box() for i in range(frames.count())]
+    assert all(b["width"] >= 159 for b in boxes)  # every frame at least 160 px wide on the page
+    assert len({round(b["y"]) for b in boxes}) == 2  # 8 frames wrapped into 2 rows
+    assert page.locator("#attention-plot .colorbar").count() == 1
+    assert page.is_visible("#anchor-controls") and page.is_visible("#layer-controls")
+
+    # a whole-model view that does not fit this model: the controls go, the error stays in the page
+    page.get_by_label("attention rollout (TimeSformer)").check()
+    page.wait_for_selector("#attention-info .ul-error", timeout=TIMEOUT_MS)
+    assert "TimeSformer" in page.inner_text("#attention-info .ul-error")
+    page.wait_for_selector("#anchor-controls", state="hidden", timeout=TIMEOUT_MS)
+    assert not page.is_visible("#layer-controls")
+    page.get_by_label("layer: attention / kernels").check()  # back: the layer's controls return
+    page.wait_for_selector("#anchor-controls", state="visible", timeout=TIMEOUT_MS)
+    page.wait_for_selector("#attention-info .ul-error", state="detached", timeout=TIMEOUT_MS)  # result replaces it
+    page.close()

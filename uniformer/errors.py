@@ -31,3 +31,7 @@ class WeightsUnavailableError(UniformerLabError):
 
 class ConfigError(UniformerLabError):
     """A training configuration that cannot be used (unknown key, wrong type, impossible combination)."""
+
+
+class RequestCancelled(UniformerLabError):
+    """The work was stopped because whoever asked for it went away or cancelled it."""

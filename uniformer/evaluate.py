@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from uniformer import jsonsafe
 from uniformer.data.sampling import parse_views
 from uniformer.device import resolve_amp
 from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
@@ -98,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result is None:  # not rank 0
         return 0
     if a.json:
-        print(json.dumps(result.to_dict(classes, confusion=a.confusion), indent=2))
+        print(jsonsafe.dumps(result.to_dict(classes, confusion=a.confusion), indent=2))
     else:
         print(f"videos {result.num_videos}  top-1 {100 * result.top1:.2f}  top-5 {100 * result.top5:.2f}  "
               f"mean class acc {100 * result.mean_class_acc:.2f}  view loss {result.loss:.4f}")

@@ -25,7 +25,6 @@ CLI: ``python -m uniformer.flops [NAME ...] [--frames T --size S] [--json]``.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
+from uniformer import jsonsafe
 from uniformer.errors import UniformerLabError, UnknownModelError
 from uniformer.models.family import get_family
 
@@ -517,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows], indent=1))
+        print(jsonsafe.dumps([r.to_dict() for r in rows], indent=1))
     else:
         print(format_table(rows))
     return 0

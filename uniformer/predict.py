@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import sys
 import time
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from uniformer import jsonsafe
 from uniformer.data.sampling import TestProtocol, combine_views, parse_views
 from uniformer.data.video import Clips, read_clips
 from uniformer.device import autocast, resolve_amp, resolve_device
@@ -144,6 +144,7 @@ class Predictor:
         views: tuple[int, int] | None = None,
         view_batch: int = 4,
     ) -> None:
+        from uniformer.models.checkpoint_guard import checkpoint_notes
         from uniformer.zoo import DEFAULT_MODEL, create_model, get_entry, resolve_weights
 
         model = model or DEFAULT_MODEL
@@ -152,10 +153,11 @@ class Predictor:
         self.amp_dtype = resolve_amp("auto", self.device)  # CUDA: bf16 where supported, else fp16
         if checkpoint is None:  # the zoo's policy, without downloads: bundled, hub cache, else random
             checkpoint = resolve_weights(model).path
-        self.model = create_model(model, checkpoint=checkpoint, device=str(self.device))
+        with checkpoint_notes() as read_notes:  # e.g. pickled objects the safe reader neutralised
+            self.model = create_model(model, checkpoint=checkpoint, device=str(self.device))
         self.weights = str(checkpoint) if checkpoint is not None else "random initialisation (no checkpoint given)"
         self.random_weights = checkpoint is None
-        self.notes: list[str] = model_notes(self.entry, random_weights=self.random_weights)
+        self.notes: list[str] = [*model_notes(self.entry, random_weights=self.random_weights), *read_notes]
         self.label_names: list[str] = list(self.model.label_names)
         protocol = self.entry.protocol
         if views is not None:
@@ -171,8 +173,11 @@ class Predictor:
     @torch.inference_mode()
     def view_logits(self, views: torch.Tensor) -> torch.Tensor:
         """Raw logits ``(V, K)`` for view tensors ``(V, 3, T, S, S)``, in chunks of ``view_batch``."""
+        from uniformer.cost import check_cancelled
+
         out = []
         for chunk in views.split(self.view_batch):
+            check_cancelled()  # a server stops here when the client went away (uniformer.cost.cancellation)
             with autocast(self.device, self.amp_dtype):
                 out.append(self.model(chunk.to(self.device, non_blocking=True)).float().cpu())
         return torch.cat(out)
@@ -268,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     except UniformerLabError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(pred.to_dict()) if args.json else format_prediction(pred))
+    print(jsonsafe.dumps(pred.to_dict()) if args.json else format_prediction(pred))
     return 0
 
 

@@ -57,6 +57,7 @@ from uniformer.models.checkpoint import (
     read_checkpoint,
     unwrap_state_dict,
 )
+from uniformer.models.checkpoint_guard import check_tensors, model_budget
 from uniformer.models.family import get_family
 from uniformer.models.registry import MEAN, STD, video_cfg
 from uniformer.models.uniformer import UNIFORMER_HUB, UNIFORMER_ORIGIN
@@ -620,7 +621,9 @@ def create_model(
     if checkpoint is None and pretrained:
         checkpoint = fetch_weights(entry.name)
     if checkpoint is not None:
-        sd = apply_filter(unwrap_state_dict(read_checkpoint(checkpoint)), model, family.checkpoint_filter_fn)
+        raw = unwrap_state_dict(read_checkpoint(checkpoint, max_bytes=model_budget(model)))
+        check_tensors(raw)  # non-finite / bool / complex / meta / sparse: refused before the family filter
+        sd = apply_filter(raw, model, family.checkpoint_filter_fn)
         ignore_head = n != entry.num_classes and not head_fits(model, sd)
         load_checkpoint(model, sd, ignore_head=ignore_head)
     model.zoo_entry = entry

@@ -22,6 +22,7 @@ import logging
 import os
 import pickle
 import re
+import stat
 import struct
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -32,6 +33,7 @@ import torch
 from torch import nn
 
 from uniformer.errors import CheckpointError
+from uniformer.models.checkpoint_guard import add_note, check_declared, check_tensors, is_legacy_torch, model_budget
 
 __all__ = [
     "CONTAINER_KEYS",
@@ -67,14 +69,17 @@ _MAX_LISTED = 8
 
 
 # =============================================================================== reading
-def read_checkpoint(path: PathLike) -> Any:
-    """Load a checkpoint file into Python objects (tensors on CPU), safely.
+def read_checkpoint(path: PathLike, *, max_bytes: int | None = None) -> Any:
+    """Load a checkpoint file into Python objects (tensors on CPU), safely and bounded.
 
     ``.safetensors`` (or safetensors content under another name) goes through ``safetensors``;
     zip and legacy torch pickles through ``torch.load(weights_only=True)``, falling back to
-    :func:`restricted_torch_load` when that refuses a non-tensor object. Anything else raises
-    :class:`CheckpointError` with one sentence (missing, directory, empty, a video, a text file,
-    random bytes, a truncated download).
+    :func:`restricted_torch_load` when that refuses a non-tensor object. Before anything is
+    read, what the file declares it will take in memory is compared with ``max_bytes`` (the
+    target model's budget, :func:`~uniformer.models.checkpoint_guard.model_budget`; default the
+    absolute cap), so a decompression bomb is refused without inflating it. Anything else raises
+    :class:`CheckpointError` with one sentence (missing, directory, FIFO or device, empty, a
+    video, a text file, a plain pickle, random bytes, a truncated download).
     """
     p = Path(path)
     if not p.exists():
@@ -82,13 +87,18 @@ def read_checkpoint(path: PathLike) -> Any:
     if p.is_dir():
         raise CheckpointError(f"Checkpoint path {p} is a directory; pass the weights file inside it.")
     try:
-        size = p.stat().st_size
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):  # never open a FIFO (blocks) or a device (endless)
+            raise CheckpointError(f"Checkpoint path {p} is not a regular file ({_special_kind(st.st_mode)}); "
+                                  "pass the weights file itself.")
+        size = st.st_size
         with p.open("rb") as f:
             head = f.read(4096)
     except OSError as err:
         raise CheckpointError(f"Checkpoint file {p} cannot be read ({err.strerror or err}).") from err
     if size == 0:
         raise CheckpointError(f"Checkpoint file {p} is empty (0 bytes); the download or save did not finish.")
+    check_declared(p, head, size, max_bytes)
 
     if _looks_like_safetensors(head, size) or p.suffix == ".safetensors":
         return _read_safetensors(p)
@@ -99,6 +109,9 @@ def read_checkpoint(path: PathLike) -> Any:
     is_pickle = head[:1] == b"\x80"  # pickle protocol >= 2: torch's legacy (non-zip) format
     if not (is_zip or is_pickle):
         raise CheckpointError(f"{p} is not a PyTorch or safetensors checkpoint (unrecognised content).")
+    if is_pickle and not is_legacy_torch(head):
+        raise CheckpointError(f"{p} is a plain Python pickle, not a PyTorch checkpoint (torch.save writes a zip "
+                              "archive or its legacy format); save the weights with torch.save or as .safetensors.")
 
     try:
         return torch.load(p, map_location="cpu", weights_only=True)
@@ -129,7 +142,19 @@ def read_checkpoint(path: PathLike) -> Any:
             "Loaded %s with the restricted unpickler; these pickled objects were replaced by inert "
             "placeholders: %s", p, ", ".join(sorted(substituted)),
         )
+        shown = sorted(substituted)
+        add_note(f"The checkpoint {p.name} also pickled Python objects ({', '.join(shown[:3])}"
+                 f"{', …' if len(shown) > 3 else ''}) that were replaced by inert placeholders and never run; "
+                 "only its tensors were used.")
     return obj
+
+
+def _special_kind(mode: int) -> str:
+    for test, what in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return what
+    return "not a file"
 
 
 def _holds_tensor(obj: Any, depth: int = 0) -> bool:
@@ -201,6 +226,9 @@ def _zip_error(p: Path, err: RuntimeError) -> CheckpointError:
     if "central directory" in msg or "corrupt" in msg or "invalid header" in msg or "failed reading" in msg:
         return CheckpointError(f"Checkpoint file {p} is truncated or corrupt (incomplete zip archive); download or "
                                "save it again.")
+    if "wrong byte size" in msg:  # a storage that claims more (or less) than the file holds
+        return CheckpointError(f"Checkpoint file {p} is corrupt: a tensor declares another size than the data "
+                               "stored for it.")
     if "not in a subdirectory" in msg or "data.pkl" in msg:
         return CheckpointError(f"{p} is a zip archive but not a PyTorch checkpoint.")
     return CheckpointError(f"Checkpoint file {p} cannot be loaded by PyTorch ({msg.splitlines()[0][:160]}).")
@@ -589,17 +617,24 @@ def load_checkpoint(
 
     read → :func:`unwrap_state_dict` → ``filter_fn(state_dict, model)`` (the family's key
     conversion, e.g. ``checkpoint_filter_fn``) → :func:`match_state_dict` →
-    ``load_state_dict(strict=True)``. Never a silent partial load: the model is only written
-    once every key and shape has been checked.
+    :func:`~uniformer.models.checkpoint_guard.check_tensors` → ``load_state_dict(strict=True)``.
+    Never a silent partial load: the model is only written once every key, shape and value has
+    been checked. A path is read within the model's budget (its state-dict bytes with a margin).
     """
-    obj = read_checkpoint(source) if isinstance(source, (str, os.PathLike)) else source
-    sd = apply_filter(unwrap_state_dict(obj, use_ema=use_ema), model, filter_fn)
-    matched = match_state_dict(model, sd, ignore_head=ignore_head)
+    if isinstance(source, (str, os.PathLike)):
+        obj = read_checkpoint(source, max_bytes=model_budget(model))
+    else:
+        obj = source
+    raw = unwrap_state_dict(obj, use_ema=use_ema)
+    check_tensors(raw)  # NaN/Inf, bool, complex, meta, sparse: named (as saved) before any conversion
+    matched = match_state_dict(model, apply_filter(raw, model, filter_fn), ignore_head=ignore_head)
     try:
         model.load_state_dict(matched, strict=True)
     except RuntimeError as err:  # shapes were checked, so this is a dtype/device problem
-        first = str(err).splitlines()[0]
-        raise CheckpointError(f"Copying the checkpoint into {_model_title(model)} failed ({first}).") from err
+        # torch's first line is only "Error(s) in loading state_dict for X:"; the reason follows it
+        reason = " ".join(line.strip() for line in str(err).splitlines()[1:] if line.strip())[:300]
+        raise CheckpointError(f"Copying the checkpoint into {_model_title(model)} failed "
+                              f"({reason or str(err).strip()}).") from err
     return model
 
 
