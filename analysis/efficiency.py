@@ -13,6 +13,7 @@ line up through it, and a note on the figure, so the figure is never empty axes.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -303,3 +304,109 @@ def efficiency_mpl(
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
     return fig
+
+
+# ===================================================================== trained here (issue 13)
+#: Written by ``python -m uniformer.ablate`` after every finished run (committed with the repository).
+ABLATION_JSON = Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "ablation.json"
+_TRAINED_COLOURS = {"uniformer": QUALITATIVE[0], "timesformer": QUALITATIVE[1]}  # as UniFormer, TimeSformer above
+
+
+@dataclass(frozen=True)
+class TrainedPoint:
+    """One layout of the lab ablation: own GFLOPs per clip against own held-out top-1 (%)."""
+
+    layout: str
+    gflops: float
+    params_m: float
+    top1: float  # mean over seeds, %
+    ci95: tuple[float, float]  # %, see ``interval``
+    interval: str  # "t over N seeds" or "Wilson, 1 run" (evaluation noise only)
+    seeds_top1: tuple[float, ...]  # %, one per seed
+    n_eval: int
+    train_minutes: float
+
+    @property
+    def family(self) -> str:
+        return "timesformer" if self.layout == "TS" else "uniformer"
+
+
+def load_trained_here(path: str | Path | None = None) -> tuple[list[TrainedPoint], dict]:
+    """The ablation's layouts (empty when it has not run) and its ``meta`` (CPU, command, date)."""
+    path = Path(path) if path is not None else ABLATION_JSON
+    if not path.is_file():
+        return [], {}
+    doc = json.loads(path.read_text())
+    runs: dict[str, list[dict]] = {}
+    for r in doc.get("runs", []):
+        runs.setdefault(r["layout"], []).append(r)
+    points = []
+    for s in doc.get("layouts", []):
+        rs = runs.get(s["layout"], [])
+        if not rs:
+            continue
+        if s.get("top1_ci95"):
+            ci, how = tuple(s["top1_ci95"]), f"t over {s['n_seeds']} seeds"
+        else:
+            ci, how = tuple(rs[0]["top1_wilson95"]), "Wilson over clips, 1 seed"
+        points.append(TrainedPoint(
+            layout=s["layout"], gflops=s["gflops"], params_m=s["params_m"], top1=100 * s["top1_mean"],
+            ci95=(100 * ci[0], 100 * ci[1]), interval=how, seeds_top1=tuple(100 * r["top1"] for r in rs),
+            n_eval=min(int(r["n_eval"]) for r in rs), train_minutes=s["train_minutes_mean"]))
+    return points, doc.get("meta", {})
+
+
+def trained_here_plotly(points: Sequence[TrainedPoint], meta: dict | None = None) -> go.Figure:
+    """Held-out top-1 (mean, 95 % CI) against GFLOPs per clip for the layouts trained here."""
+    fig = go.Figure()
+    if not points:
+        fig.add_annotation(text="No lab ablation run yet: python -m uniformer.ablate --out runs/ablation",
+                           xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False)
+    for family in ("uniformer", "timesformer"):
+        pts = [p for p in points if p.family == family]
+        if not pts:
+            continue
+        colour = _TRAINED_COLOURS[family]
+        fig.add_trace(go.Scatter(
+            x=[p.gflops for p in pts], y=[p.top1 for p in pts], mode="markers+text",
+            name="UniFormer layouts" if family == "uniformer" else "TimeSformer (TS)",
+            marker=dict(size=12, color=colour), text=[p.layout for p in pts], textposition="top center",
+            error_y=dict(type="data", symmetric=False, array=[p.ci95[1] - p.top1 for p in pts],
+                         arrayminus=[p.top1 - p.ci95[0] for p in pts], color=colour, thickness=1.5),
+            customdata=[[p.ci95[0], p.ci95[1], p.interval, p.params_m, p.n_eval, p.train_minutes] for p in pts],
+            hovertemplate=("%{text}: %{x:.3f} GFLOPs/clip, %{customdata[3]:.2f} M params<br>held-out top-1 "
+                           "%{y:.1f} % (95 % CI %{customdata[0]:.1f}-%{customdata[1]:.1f}, %{customdata[2]})"
+                           "<br>n=%{customdata[4]} clips, %{customdata[5]:.0f} min training<extra>trained here"
+                           "</extra>"),
+        ))
+        fig.add_trace(go.Scatter(
+            x=[p.gflops for p in pts for _ in p.seeds_top1], y=[v for p in pts for v in p.seeds_top1],
+            mode="markers", marker=dict(size=5, color=colour, opacity=0.45), showlegend=False,
+            hovertemplate="one seed: %{y:.1f} %<extra></extra>",
+        ))
+    meta = meta or {}
+    where = ", ".join(v for v in (meta.get("cpu"), meta.get("written")) if v)
+    fig.update_xaxes(type="log", title_text="GFLOPs per clip (8x112x112, measured here)")
+    fig.update_yaxes(title_text="held-out top-1 on the lab set (%)")
+    fig.update_layout(
+        title=dict(text="Trained here: stage-layout ablation, same recipe (mean, 95 % CI)"
+                        + (f"<br><sup>{where}</sup>" if where else ""), font=dict(size=14)),
+        height=460, legend=dict(font=dict(size=10), orientation="h", y=-0.2))
+    return fig
+
+
+def trained_here_markdown(points: Sequence[TrainedPoint], meta: dict | None = None) -> str:
+    """A table of the same points, and how they were made."""
+    if not points:
+        return "No lab ablation has been run in this checkout yet (`python -m uniformer.ablate --out runs/ablation`)."
+    lines = ["| layout | GFLOPs/clip | params (M) | held-out top-1 (%) | 95 % CI | seeds | training (min) |",
+             "|---|---:|---:|---:|---|---:|---:|"]
+    for p in points:
+        lines.append(f"| {p.layout} | {p.gflops:.3f} | {p.params_m:.2f} | {p.top1:.1f} | {p.ci95[0]:.1f}–"
+                     f"{p.ci95[1]:.1f} ({p.interval}) | {len(p.seeds_top1)} | {p.train_minutes:.0f} |")
+    meta = meta or {}
+    lines.append(f"\nOwn GFLOPs against own held-out accuracy ({points[0].n_eval} lab clips of an unseen seed), "
+                 f"every layout trained with one recipe and step budget on {meta.get('cpu', 'this CPU')}; "
+                 "see docs/reproduction/README.md. Command: `" + meta.get("command", "python -m uniformer.ablate")
+                 + "`.")
+    return "\n".join(lines)

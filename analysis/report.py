@@ -14,9 +14,10 @@ goes through the model once with attention capture. The report writes:
   claim, extraction cost, measured vs published FLOPs, the list of files, and last a verdict
   per axis (spatial, temporal) on the first third of the attention layers.
 
-Without ``--checkpoint`` (or ``--pretrained``) the weights are random, and the report says so:
-random attention is close to uniform, so the redundancy numbers are only meaningful with
-trained weights.
+Without ``--model`` the report is of the bundled lab UniFormer (``uniformer.assets.DEFAULT_MODEL``).
+Bundled models use their own weights; any other model without ``--checkpoint`` (or
+``--pretrained``) has random weights, and the report says so: random attention is close to
+uniform, so the redundancy numbers are only meaningful with trained weights.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from analysis.attention import AnalysisError, AttentionRecord, extract
 from analysis.inputs import load_model, one_view
 from analysis.metrics import RedundancyRow, redundancy_table, write_csv
 from analysis.redundancy import LayerRow, axis_values, summarise, write_axes_csv
+from uniformer.assets import DEFAULT_MODEL
 from uniformer.data.sampling import TestProtocol
 from uniformer.data.video import VideoInfo
 from uniformer.errors import UniformerLabError
@@ -55,8 +57,10 @@ def _parse_triple(text: str) -> tuple[int, int, int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__.split("\n\n")[1])
     p.add_argument("video", help="video file to analyse")
-    p.add_argument("--model", required=True, help="zoo model name (see uniformer.zoo.list_models())")
-    p.add_argument("--checkpoint", help="weights file; without it (and without --pretrained) weights are random")
+    p.add_argument("--model", default=DEFAULT_MODEL,
+                   help=f"zoo model name (default {DEFAULT_MODEL}, bundled; see uniformer.zoo.list_models())")
+    p.add_argument("--checkpoint", help="weights file; without it (and without --pretrained) the weights are the "
+                   "bundled ones for bundled models, random for the others")
     p.add_argument("--pretrained", action="store_true",
                    help="use the zoo's weights: bundled file, or the published ones (cache or download)")
     p.add_argument("--out", required=True, help="output directory")
@@ -218,7 +222,8 @@ def run_report(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     entry = zoo.get_entry(args.model)
-    model, weights = load_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained)
+    bundled = entry.kind == "local"  # its weights are in the repository: never a random stand-in
+    model, weights = load_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained or bundled)
     clip = load_clip(args.video, entry.protocol)
     x = clip.x
 

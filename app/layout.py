@@ -129,6 +129,9 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         with state.budget.scope(client_gone(demo, request)):
             return tab_efficiency.efficiency_endpoint(state, dataset, per, latency, progress=progress)
 
+    def trained_here():
+        return tab_efficiency.trained_here_endpoint(state)
+
     # ---------------------------------------------------------------- page
     with gr.Blocks(title="UniFormer Lab", delete_cache=(1800, 3600), analytics_enabled=False) as demo:
         gr.Markdown(_header(state), elem_id="header")
@@ -229,7 +232,12 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                     eff_per = gr.Radio(tab_efficiency.PER_CHOICES, value="per view", label="GFLOPs")
                     eff_lat = gr.Checkbox(value=False, label="measure latency of loaded models now (one forward each)")
                     eff_btn = gr.Button("Update", variant="primary", elem_id="efficiency-btn")
-                eff_plot = gr.Plot(label="Top-1 vs GFLOPs", elem_id="efficiency-plot")
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=3):
+                        eff_plot = gr.Plot(label="Top-1 vs GFLOPs (published)", elem_id="efficiency-plot")
+                    with gr.Column(scale=2):
+                        trained_plot = gr.Plot(label="Trained here (lab ablation)", elem_id="efficiency-trained")
+                        trained_md = gr.Markdown(elem_id="efficiency-trained-md")
                 eff_md = gr.Markdown(elem_id="efficiency-md")
                 eff_table = gr.Dataframe(headers=tab_efficiency.TABLE_HEADERS, interactive=False,
                                          label="All points (click a column header to sort)")
@@ -269,6 +277,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         for trigger in (eff_ds.input, eff_per.input):
             trigger(efficiency, eff_inputs, eff_outputs, **ui).failure(error_box, None, [eff_md], **keep)
         demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **heavy)
+        demo.load(trained_here, None, [trained_plot, trained_md], api_name="trained_here")
 
     demo.queue(default_concurrency_limit=cfg.concurrency_limit, max_size=cfg.queue_max_size)
     demo.lab_state = state  # type: ignore[attr-defined]

@@ -285,7 +285,8 @@ class AppState:
             return names
         local = [e.name for e in ZOO.values()
                  if e.kind == "local" and e.local_path is not None and e.local_path.is_file()]
-        return local or list(FALLBACK_MODELS)
+        lab = [n for n in local if ZOO[n].dataset == "synthetic-lab"]  # 112 px: locality can be measured
+        return lab or local or list(FALLBACK_MODELS)
 
     def resolve_weights(self, name: str, *, allow_download: bool | None = None) -> WeightsChoice:
         """The zoo's policy (bundled file, local Hugging Face cache, a download on first use only

@@ -117,3 +117,16 @@ def efficiency(
 
 
 efficiency_endpoint = friendly("Efficiency view")(efficiency)
+
+
+def trained_here(state: AppState | None = None) -> tuple[Any, str]:
+    """``(figure, markdown)`` of the lab ablation: layouts trained here, own GFLOPs vs own held-out top-1."""
+    from analysis.efficiency import load_trained_here, trained_here_markdown, trained_here_plotly
+
+    points, meta = load_trained_here()
+    fig = trained_here_plotly(points, meta)
+    fig.update_layout(width=None, autosize=True)
+    return fig, trained_here_markdown(points, meta)
+
+
+trained_here_endpoint = friendly("Trained-here view")(trained_here)

@@ -12,12 +12,14 @@ from uniformer.ablate import (
     CSV_COLUMNS,
     AblationError,
     RunResult,
+    bundle,
     plan_runs,
     summarise,
     t_quantile_975,
     wilson_interval,
     write_report,
 )
+from uniformer.assets import LABELS_DIR
 
 
 def _row(layout: str, seed: int, top1: float, gflops: float = 1.0) -> RunResult:
@@ -103,3 +105,26 @@ def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "GGGG_s0" / "config.toml").read_text().count('layout = "GGGG"') == 1
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # all done: nothing retrains
     assert again.returncode == 0 and "training" not in again.stdout
+    lines = bundle(tmp_path / "runs", tmp_path / "ckpt", LABELS_DIR / "lab_motion.txt")
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["timesformer_lab.safetensors",
+                                                                     "uniformer_lab.safetensors"]
+    assert lines[0].startswith("uniformer_lab: LLGG_s0, held-out top-1") and "n=12" in lines[0]
+
+
+def test_bundle_skips_unfinished_runs_and_refuses_other_classes(tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a\nb\n")
+    run = tmp_path / "runs" / "LLGG_s0"
+    run.mkdir(parents=True)
+    save_file({"head.weight": torch.zeros(3, 4)}, str(run / "model.safetensors"),
+              metadata={"classes": json.dumps(["a", "b", "c"])})
+    assert bundle(tmp_path / "runs", tmp_path / "ckpt", labels) == [
+        "uniformer_lab: LLGG_s0 has not finished yet; nothing bundled.",
+        "timesformer_lab: TS_s0 has not finished yet; nothing bundled."]
+    (run / "heldout.json").write_text(json.dumps({"top1": 0.5, "top5": 0.9, "n_eval": 10}))
+    with pytest.raises(AblationError, match="trained on classes"):
+        bundle(tmp_path / "runs", tmp_path / "ckpt", labels)
+    assert not (tmp_path / "ckpt").exists()  # nothing half-copied

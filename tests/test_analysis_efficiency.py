@@ -112,6 +112,49 @@ def test_measured_point_with_accuracy_drawn_when_no_published_row_matches():
     assert [tuple(o) for c in ax.collections for o in c.get_offsets()] == [(100.0, 75.0)]
 
 
+def test_trained_here_points_carry_their_interval(tmp_path):
+    from analysis.efficiency import load_trained_here, trained_here_markdown, trained_here_plotly
+    from uniformer.ablate import RunResult, write_report
+
+    rows = [RunResult("LLGG", 0, 0.2, 0.6, 0.70, 0.95, 1000, 30.0),
+            RunResult("LLGG", 1, 0.2, 0.6, 0.74, 0.96, 1000, 31.0),
+            RunResult("TS", 0, 0.9, 0.5, 0.60, 0.90, 1000, 80.0)]
+    write_report(rows, tmp_path, {"cpu": "Test CPU", "command": "python -m uniformer.ablate --out x"})
+    points, meta = load_trained_here(tmp_path / "ablation.json")
+    by = {p.layout: p for p in points}
+    assert by["LLGG"].top1 == pytest.approx(72.0) and by["LLGG"].seeds_top1 == pytest.approx((70.0, 74.0))
+    assert by["LLGG"].interval == "t over 2 seeds" and by["LLGG"].ci95[0] < 70.0 < 74.0 < by["LLGG"].ci95[1]
+    assert by["TS"].interval.startswith("Wilson") and by["TS"].ci95[0] < 60.0 < by["TS"].ci95[1]
+    assert by["TS"].family == "timesformer" and by["LLGG"].family == "uniformer"
+    fig = trained_here_plotly(points, meta)
+    means = [t for t in fig.data if t.error_y.array is not None]
+    assert sorted(x for t in means for x in t.text) == ["LLGG", "TS"]
+    assert all(min(t.error_y.array) > 0 and min(t.error_y.arrayminus) > 0 for t in means)
+    assert "Test CPU" in fig.layout.title.text
+    md = trained_here_markdown(points, meta)
+    assert "| LLGG | 0.200 |" in md and "t over 2 seeds" in md and "python -m uniformer.ablate --out x" in md
+
+
+def test_trained_here_without_an_ablation_says_how_to_run_it(tmp_path):
+    from analysis.efficiency import load_trained_here, trained_here_markdown, trained_here_plotly
+
+    points, meta = load_trained_here(tmp_path / "none.json")
+    assert points == [] and meta == {}
+    assert "python -m uniformer.ablate" in trained_here_markdown(points)
+    assert "python -m uniformer.ablate" in trained_here_plotly(points).layout.annotations[0].text
+
+
+def test_the_committed_ablation_is_shown_in_the_app():
+    from analysis.efficiency import ABLATION_JSON, load_trained_here
+    from app.tab_efficiency import trained_here
+
+    points, _ = load_trained_here()
+    assert ABLATION_JSON.is_file() and points  # docs/reproduction/ablation.json is part of the repository
+    fig, md = trained_here()
+    assert {p.layout for p in points} <= {x for t in fig.data if t.text is not None for x in t.text}
+    assert md.startswith("| layout |")
+
+
 def test_families_get_distinct_colours_and_shapes():
     from analysis.efficiency import QUALITATIVE, efficiency_plotly, family_styles
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -153,3 +154,18 @@ def test_cli_preset_lab_writes_balanced_lists_and_deterministic_videos(tmp_path,
         np.testing.assert_array_equal(_decode(out / rel), _decode(tmp_path / "b" / rel))
     with pytest.raises(SystemExit):
         synthetic.main(["--preset", "lab", "--out", str(tmp_path / "c"), "--classes", "flying"])
+
+
+def test_lab_recipes_train_the_zoo_architectures_and_labels():
+    # configs/lab_*.toml are what uniformer.ablate trains; the bundled uniformer_lab / timesformer_lab
+    # are built from uniformer.models.*.ARCHS["lab"]: both must describe the same network.
+    import tomllib
+
+    from uniformer.assets import LABELS_DIR
+    from uniformer.models import timesformer, uniformer
+
+    for module, config in ((uniformer, "lab_uniformer.toml"), (timesformer, "lab_timesformer.toml")):
+        recipe = tomllib.loads((Path(__file__).parents[1] / "configs" / config).read_text())
+        assert recipe["model"]["kwargs"] == module.ARCHS["lab"], config
+        assert recipe["data"]["size"] == module.ARCHS["lab"]["img_size"]
+    assert (LABELS_DIR / "lab_motion.txt").read_text().split() == list(CLASSES)

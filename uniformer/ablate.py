@@ -13,6 +13,7 @@ Usage::
 
     python -m uniformer.ablate --out runs/ablation            # data, all runs, evaluation, report
     python -m uniformer.ablate --out runs/ablation --report-only
+    python -m uniformer.ablate --out runs/ablation --bundle   # LLGG / TS seed 0 -> assets/checkpoints
 
 Each run is ``python -m uniformer.train --config CFG run.out_dir=OUT/<layout>_s<seed>
 run.seed=<seed> run.resume=auto [model.kwargs.layout=...]`` in a child process whose output goes
@@ -32,6 +33,7 @@ import csv
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -307,6 +309,45 @@ def collect(specs: Sequence[RunSpec]) -> list[RunResult]:
     return [_result(spec) for spec in specs if (spec.out_dir / "heldout.json").is_file()]
 
 
+# ------------------------------------------------------------------------------- bundling
+#: The seed-0 runs that become the zoo's bundled lab models (``assets/checkpoints``).
+BUNDLED_RUNS: dict[str, str] = {"LLGG": "uniformer_lab", "TS": "timesformer_lab"}
+MAX_BUNDLE_MB = 25.0
+
+
+def bundle(out: Path, dest: Path, labels: Path, seed: int = 0) -> list[str]:
+    """Copy the finished seed-``seed`` LLGG / TS runs' weights to ``dest/<zoo name>.safetensors``.
+
+    Refuses a file whose class list differs from ``labels`` (the zoo's label file) or that is over
+    25 MB; returns one model-card line per bundled model (held-out top-1 with its Wilson interval).
+    """
+    from safetensors import safe_open
+
+    classes = [ln.strip() for ln in labels.read_text().splitlines() if ln.strip()]
+    lines = []
+    for layout, name in BUNDLED_RUNS.items():
+        run = out / f"{layout}_s{seed}"
+        src = run / "model.safetensors"
+        if not (run / "heldout.json").is_file():
+            lines.append(f"{name}: {run.name} has not finished yet; nothing bundled.")
+            continue
+        with safe_open(str(src), "pt") as f:
+            trained = json.loads(f.metadata()["classes"])
+        if trained != classes:
+            raise AblationError(f"{src} was trained on classes {trained}, not those of {labels}.")
+        size_mb = src.stat().st_size / 2**20
+        if size_mb > MAX_BUNDLE_MB:
+            raise AblationError(f"{src} is {size_mb:.1f} MB, over the {MAX_BUNDLE_MB:.0f} MB bundle limit.")
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / f"{name}.safetensors")
+        r = _result(RunSpec(layout, seed, Path(), run))
+        lo, hi = r.wilson95()
+        lines.append(f"{name}: {run.name}, held-out top-1 {100 * r.top1:.1f} % (95 % Wilson {100 * lo:.1f}-"
+                     f"{100 * hi:.1f}, n={r.n_eval}), top-5 {100 * r.top5:.1f} %, {r.gflops:.3f} GFLOPs, "
+                     f"{r.params_m:.3f} M params, {r.train_minutes:.1f} min training, {size_mb:.1f} MB")
+    return lines
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m uniformer.ablate", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", default="runs/ablation", help="folder of the runs (resumable)")
@@ -323,6 +364,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--heldout-seed", type=int, default=1)
     p.add_argument("--report", default="docs/reproduction", help="where ablation.csv/.json/.png go")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
+    p.add_argument("--bundle", action="store_true",
+                   help="copy the finished LLGG / TS seed-0 weights to assets/checkpoints as uniformer_lab / "
+                        "timesformer_lab (and rewrite the report)")
     p.add_argument("--extra", nargs="*", default=[], help="extra section.key=value overrides for every run")
     return p.parse_args(argv)
 
@@ -338,8 +382,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                      f"data.val_list={json.dumps(str(data / 'val.txt'))}",
                      f"data.classes={json.dumps(str(data / 'classes.txt'))}", *a.extra]
         rows: list[RunResult] = []
-        if a.report_only:
+        if a.report_only or a.bundle:
             rows = collect(specs)
+            if a.bundle:
+                from uniformer.assets import CHECKPOINTS_DIR, LABELS_DIR
+
+                print("\n".join(bundle(Path(a.out), CHECKPOINTS_DIR, LABELS_DIR / "lab_motion.txt")))
         else:
             _ensure_data(data, a.train_clips, a.val_clips, a.data_seed)
             _ensure_data(heldout, 0, a.heldout_clips, a.heldout_seed)

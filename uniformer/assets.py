@@ -17,6 +17,6 @@ CLIPS_DIR = ASSETS_DIR / "clips"
 PUBLISHED_CSV = ASSETS_DIR / "published_results.csv"
 
 # The model a prediction uses when none is named (CLI, API): bundled and trained, never random
-# weights. The one place to change when a better bundled model (the lab model) lands; it lives here,
+# weights: the lab UniFormer (LLGG, 112 px; the tiny 64-px models stay as fast test models). It lives here,
 # not in the zoo, so that ``python -m uniformer.predict --help`` can name it without importing timm.
-DEFAULT_MODEL = "uniformer_tiny_synthetic_8x2"
+DEFAULT_MODEL = "uniformer_lab"

@@ -379,6 +379,14 @@ _SYNTH_PROTOCOL = TestProtocol("uniformer_dense", num_frames=8, sampling_rate=2,
                                short_side=64, crop_size=64, mean=MEAN, std=STD)
 _SYNTH_NOTES = ("Trained from scratch on 64x64 procedural clips (12 time-reversal-paired motion classes); "
                 "on real videos its predictions mean little, but every layer's maps are those of a trained model.",)
+# The lab models (issue 13; configs/lab_*.toml, trained by ``python -m uniformer.ablate``, seed 0 of
+# LLGG and TS; card: assets/checkpoints/README.md): 8 frames (every 2nd of 16) at 112 px of the lab
+# preset, textured objects on natural backgrounds with camera motion, occluders and distractors.
+_LAB_PROTOCOL = TestProtocol("uniformer_dense", num_frames=8, sampling_rate=2, num_clips=1, num_crops=1,
+                             short_side=112, crop_size=112, mean=MEAN, std=STD)
+_LAB_NOTES = ("Trained from scratch on 112x112 synthetic lab clips (natural textures, 12 motion classes: "
+              "direction, time-reversal pairs, speed, occlusion order); on real videos its labels mean little, "
+              "but its attention is that of a trained model at a grid where locality can be measured.",)
 LOCAL_ENTRIES: list[ZooEntry] = [
     ZooEntry(
         name="uniformer_tiny_synthetic_8x2", family="uniformer",
@@ -395,6 +403,15 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
         notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
+    *(ZooEntry(
+        name=f"{family}_lab", family=family, arch=dict(arch),
+        dataset="synthetic-lab", num_classes=12, labels="lab_motion.txt", protocol=_LAB_PROTOCOL,
+        file=f"{family}_lab.safetensors", pretrain="none", license="mit", paper=paper, notes=_LAB_NOTES,
+        kind="local", synthetic=True,
+    ) for family, arch, paper in (
+        ("uniformer", uniformer_arch.ARCHS["lab"], "UniFormer (ICLR 2022, arXiv 2201.04676)"),
+        # timesformer_lab (timesformer_arch.ARCHS["lab"]) joins when its ablation run (TS seed 0) has finished
+    )),
 ]
 
 

@@ -482,7 +482,10 @@ _BASE = dict(patch_size=16, embed_dim=768, depth=12, num_heads=12, mlp_ratio=4.0
              attention_type="divided_space_time")
 _TINY = dict(img_size=64, patch_size=16, embed_dim=96, depth=4, num_heads=4, num_frames=8,
              attention_type="divided_space_time")
-ARCHS = {"base": _BASE, "tiny": _TINY}  # read by uniformer.zoo (one source)
+# configs/lab_timesformer.toml: patch 8 at 112 px gives 14x14 tokens per frame (3x3 is 4.6 % of a frame,
+# as for ViT-B/16 at 224 px); time_embed drawn with std 0.02 since it is trained from scratch.
+_LAB = dict(_TINY, img_size=112, patch_size=8, time_embed_std=0.02)
+ARCHS = {"base": _BASE, "tiny": _TINY, "lab": _LAB}  # read by uniformer.zoo (one source)
 
 
 def _cfg(size: str | None = None, dataset: str | None = None, **kwargs: Any) -> dict[str, Any]:

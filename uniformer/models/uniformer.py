@@ -383,7 +383,8 @@ FIRST_CONV = "patch_embed1.proj"  # the stem conv (timm's first_conv; 2D->3D inf
 _SMALL = dict(depth=[3, 4, 8, 3], embed_dim=[64, 128, 320, 512], head_dim=64, img_size=224)
 _BASE = dict(depth=[5, 8, 20, 7], embed_dim=[64, 128, 320, 512], head_dim=64, img_size=224)
 _TINY = dict(depth=[1, 1, 2, 1], embed_dim=[32, 64, 96, 128], head_dim=32, img_size=64)
-ARCHS = {"small": _SMALL, "base": _BASE, "tiny": _TINY}  # read by uniformer.zoo (one source)
+_LAB = dict(_TINY, img_size=112, layout="LLGG")  # configs/lab_uniformer.toml (the stage-layout ablation's recipe)
+ARCHS = {"small": _SMALL, "base": _BASE, "tiny": _TINY, "lab": _LAB}  # read by uniformer.zoo (one source)
 
 
 def _cfg(hf_hub_filename: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -424,6 +425,7 @@ default_cfgs = generate_default_cfgs({
     "uniformer_base_sthv2_32_prek600": _cfg("uniformer_base_sthv2_32_prek600.pth", num_classes=174),
     "uniformer_tiny_synthetic_8x2": _cfg(file=str(CHECKPOINTS_DIR / "uniformer_tiny_synthetic_8x2.safetensors"),
                                          num_classes=12, img_size=64),
+    "uniformer_lab": _cfg(file=str(CHECKPOINTS_DIR / "uniformer_lab.safetensors"), num_classes=12, img_size=112),
 })
 
 
@@ -546,3 +548,8 @@ def uniformer_base_sthv2_32_prek600(pretrained: bool = False, **kwargs: Any) -> 
 @register_model
 def uniformer_tiny_synthetic_8x2(pretrained: bool = False, **kwargs: Any) -> UniFormer:
     return _create("uniformer_tiny_synthetic_8x2", pretrained, _TINY, **kwargs)
+
+
+@register_model
+def uniformer_lab(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_lab", pretrained, _LAB, **kwargs)
