@@ -222,7 +222,7 @@ def run_report(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     entry = zoo.get_entry(args.model)
-    bundled = entry.kind == "local"  # its weights are in the repository: never a random stand-in
+    bundled = zoo.resolve_weights(args.model).source == "bundled"  # in the repository: never a random stand-in
     model, weights = load_model(args.model, checkpoint=args.checkpoint, pretrained=args.pretrained or bundled)
     clip = load_clip(args.video, entry.protocol)
     x = clip.x

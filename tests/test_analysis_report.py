@@ -177,3 +177,10 @@ def test_verdict_without_attention_layers():
     rows = [_row(k, 0, 0.9, 0.36, source="kernel") for k in ("spatial", "temporal")]
     lines = verdict(rows)
     assert all("no attention layer" in line for line in lines[:2])
+
+
+def test_the_report_defaults_to_the_bundled_lab_model():
+    from analysis.report import build_parser
+    from uniformer.assets import DEFAULT_MODEL
+
+    assert build_parser().parse_args(["clip.mp4", "--out", "o"]).model == DEFAULT_MODEL == "uniformer_lab"
