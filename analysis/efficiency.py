@@ -348,7 +348,7 @@ def load_trained_here(path: str | Path | None = None) -> tuple[list[TrainedPoint
         if s.get("top1_ci95"):
             ci, how = tuple(s["top1_ci95"]), f"t over {s['n_seeds']} seeds"
         else:
-            ci, how = tuple(rs[0]["top1_wilson95"]), "Wilson over clips, 1 seed"
+            ci, how = tuple(rs[0]["top1_wilson95"]), "Wilson, 1 seed"
         points.append(TrainedPoint(
             layout=s["layout"], gflops=s["gflops"], params_m=s["params_m"], top1=100 * s["top1_mean"],
             ci95=(100 * ci[0], 100 * ci[1]), interval=how, seeds_top1=tuple(100 * r["top1"] for r in rs),

@@ -237,7 +237,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         eff_plot = gr.Plot(label="Top-1 vs GFLOPs (published)", elem_id="efficiency-plot")
                     with gr.Column(scale=2):
                         trained_plot = gr.Plot(label="Trained here (lab ablation)", elem_id="efficiency-trained")
-                        trained_md = gr.Markdown(elem_id="efficiency-trained-md")
+                trained_md = gr.Markdown(elem_id="efficiency-trained-md")  # full width: a table of its own
                 eff_md = gr.Markdown(elem_id="efficiency-md")
                 eff_table = gr.Dataframe(headers=tab_efficiency.TABLE_HEADERS, interactive=False,
                                          label="All points (click a column header to sort)")
