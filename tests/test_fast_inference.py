@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.inference import randomise_bn  # the one randomiser: benchmarks and tests
 from tests.conftest import FIXTURES
 from uniformer import device as device_policy
 from uniformer.device import resolve_precision
@@ -21,16 +22,7 @@ CPU = torch.device("cpu")
 
 
 def _randomise_bn(model: nn.Module) -> nn.Module:
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm3d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.1)
-                m.weight.copy_(torch.randn(n, generator=g))
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
-    return model
+    return randomise_bn(model, seed=1)
 
 
 def _tiny(**kw) -> UniFormer:

@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.inference import randomise_bn  # the one randomiser: benchmarks and tests
 from tests.conftest import FIXTURES
 from uniformer.models.layers import attention_capture
 from uniformer.models.optimize import (
@@ -27,18 +28,7 @@ def golden() -> tuple[dict, UniFormer]:
     return fix, model
 
 
-def _randomise_bn(model: nn.Module, seed: int = 0) -> nn.Module:
-    """Non-trivial BatchNorm statistics and affine parameters, so folding has work to do."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm3d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
-                m.running_var.copy_(torch.rand(n, generator=g) * 2 + 0.1)
-                m.weight.copy_(torch.randn(n, generator=g))
-                m.bias.copy_(torch.randn(n, generator=g) * 0.3)
-    return model
+_randomise_bn = randomise_bn  # non-trivial BatchNorm statistics, so folding has work to do
 
 
 def _tiny(**kw) -> UniFormer:
