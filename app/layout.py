@@ -277,7 +277,7 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
         for trigger in (eff_ds.input, eff_per.input):
             trigger(efficiency, eff_inputs, eff_outputs, **ui).failure(error_box, None, [eff_md], **keep)
         demo.load(efficiency, eff_inputs, eff_outputs, api_visibility="private", **heavy)
-        demo.load(trained_here, None, [trained_plot, trained_md], api_name="trained_here")
+        demo.load(trained_here, None, [trained_plot, trained_md], api_visibility="private")
 
     demo.queue(default_concurrency_limit=cfg.concurrency_limit, max_size=cfg.queue_max_size)
     demo.lab_state = state  # type: ignore[attr-defined]
