@@ -11,7 +11,8 @@ has its own threads calling ``/predict`` in a loop (``benchmarks.load_test.user`
 reports requests, successes, errors, refusals (the budget's "more than this server allows" and
 "server is busy" sentences, counted apart from errors, with their messages) and p50 / p99 / max
 of the successful requests' client-side latency. The estimated GFLOPs per request of each class
-(``uniformer.cost``) says which lane the server should pick for it.
+(``uniformer.cost``) says which lane the server should pick for it. The exit status is 1 if a
+request failed; a refusal is the budget working, not a failure.
 """
 from __future__ import annotations
 
