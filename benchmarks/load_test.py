@@ -9,6 +9,9 @@ the time is up; requests in flight at the deadline are awaited. By default each 
 uploads a *different* file (the bundled clip plus a random MP4 ``free`` box), so every request
 is a new upload and a new decode, as with different users, and the app's caches are exercised;
 ``--same-file`` sends the identical file every time (the decoded clip is then cached).
+With ``--heavy-clients N`` the run is mixed: N more users ask for ``--heavy-model`` at
+``--heavy-views`` beside the light ones, and each class is reported apart, refusals by the
+server's budget counted separately (``benchmarks/load_mix.py``).
 
 Reported: successes, errors (with the first distinct messages), throughput, latency
 percentiles (client-side wall time, upload and queue wait included), and the server's resident
@@ -60,13 +63,15 @@ def stop_app(proc: subprocess.Popen, grace: float = 30.0) -> None:
 
 
 def start_app(port: int, *, models: str | None = None, device: str = "cpu", views: str = "1x1",
-              timeout: float = 900.0, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
+              timeout: float = 900.0, env: dict[str, str] | None = None,
+              extra_args: list[str] | None = None) -> tuple[subprocess.Popen, Path]:
     """``python app.py`` on ``127.0.0.1:port``; returns once the page answers. Output goes to a log file."""
     log = Path(tempfile.mkdtemp(prefix="load_test_")) / "app.log"
     cmd = [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--device", device,
            "--views", views]
     if models:
         cmd += ["--models", models]
+    cmd += extra_args or []
     with open(log, "w") as f:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=f, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
@@ -223,7 +228,7 @@ def user(url: str, clip: Path, model: str, views: str, deadline: float, outcome:
             ok = bool(result and result.get("models") and result["models"][0].get("top5"))
             err = None if ok else "empty result"
         except Exception as e:  # noqa: BLE001 - counted and reported
-            ok, err = False, f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}"
+            ok, err = False, f"{type(e).__name__}: {str(e).splitlines()[0][:400] if str(e) else ''}"
         dt = time.perf_counter() - t0
         with outcome.lock:
             if ok:
@@ -354,6 +359,28 @@ def markdown(r: dict[str, Any]) -> str:
       + [f"- error: {e}" for e in r["error_samples"]])
 
 
+def _mixed(args: argparse.Namespace, url: str, pid: int | None, log) -> dict[str, Any]:
+    """The mixed run of ``main`` (light: --clients/--model/--views, heavy: --heavy-*)."""
+    from gradio_client import Client
+
+    from benchmarks.load_mix import ClientClass, run_mixed
+
+    light_model = args.model
+    if light_model is None:
+        payload, _ = Client(url, verbose=False, download_files=False,
+                            analytics_enabled=False).predict(api_name="/models")
+        light_model = payload["default_models"][0]
+    light_gflops = args.app_light_request_gflops
+    if args.start and light_gflops is None and args.device == "cpu":  # the app's default (app/budget.py)
+        from app.budget import LIGHT_FRACTION, default_max_gflops
+
+        light_gflops = LIGHT_FRACTION * (args.app_max_request_gflops or default_max_gflops("cpu"))
+    classes = [ClientClass("light", args.clients, light_model, args.views),
+               ClientClass("heavy", args.heavy_clients, args.heavy_model or light_model, args.heavy_views)]
+    return run_mixed(url, classes, duration=args.duration, clip=args.clip, server_pid=pid,
+                     unique=not args.same_file, settle=args.settle, light_gflops=light_gflops, log=log)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmarks.load_test", description=__doc__.split("\n\n")[0])
     where = ap.add_mutually_exclusive_group(required=True)
@@ -372,6 +399,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=1, help="load phases (each followed by --settle idle seconds)")
     ap.add_argument("--malloc-arena-max", type=int, default=None,
                     help="with --start: MALLOC_ARENA_MAX for the app process (glibc malloc arenas)")
+    ap.add_argument("--heavy-clients", type=int, default=0,
+                    help="a mixed run: this many more clients ask for --heavy-model at --heavy-views")
+    ap.add_argument("--heavy-model", default=None, help="zoo model of the heavy clients (default: as --model)")
+    ap.add_argument("--heavy-views", default="protocol", help="views of the heavy clients' requests")
+    ap.add_argument("--app-max-request-gflops", type=float, default=None,
+                    help="with --start: --max-request-gflops for app.py")
+    ap.add_argument("--app-light-request-gflops", type=float, default=None,
+                    help="with --start: --light-request-gflops for app.py (the light lane's limit)")
     ap.add_argument("--label", default=None, help="a name for this configuration in the report")
     ap.add_argument("--out", type=Path, default=None, help="write the JSON result here (e.g. docs/load_test.json)")
     args = ap.parse_args(argv)
@@ -386,16 +421,23 @@ def main(argv: list[str] | None = None) -> int:
             log(f"starting python app.py on port {port} ...")
             t0 = time.perf_counter()
             env = {"MALLOC_ARENA_MAX": str(args.malloc_arena_max)} if args.malloc_arena_max else None
-            proc, app_log = start_app(port, models=args.app_models, device=args.device, views=args.views, env=env)
+            extra = [a for flag, v in (("--max-request-gflops", args.app_max_request_gflops),
+                                       ("--light-request-gflops", args.app_light_request_gflops))
+                     if v is not None for a in (flag, str(v))]
+            proc, app_log = start_app(port, models=args.app_models, device=args.device, views=args.views, env=env,
+                                      extra_args=extra)
             log(f"app ready in {time.perf_counter() - t0:.0f} s (log: {app_log})")
             url, pid = f"http://127.0.0.1:{port}/", proc.pid
         else:
             url = args.url
             port = urllib.parse.urlparse(url).port or 80
             pid = args.server_pid or pid_listening_on(port)
-        result = run_load(url, clients=args.clients, duration=args.duration, clip=args.clip, model=args.model,
-                          views=args.views, server_pid=pid, unique=not args.same_file, settle=args.settle,
-                          rounds=args.rounds, log=log)
+        if args.heavy_clients > 0:
+            result = _mixed(args, url, pid, log)
+        else:
+            result = run_load(url, clients=args.clients, duration=args.duration, clip=args.clip, model=args.model,
+                              views=args.views, server_pid=pid, unique=not args.same_file, settle=args.settle,
+                              rounds=args.rounds, log=log)
         result["command"] = "python -m benchmarks.load_test " + " ".join(argv if argv is not None else sys.argv[1:])
         result["label"] = args.label or (f"MALLOC_ARENA_MAX={args.malloc_arena_max}" if args.malloc_arena_max
                                          else "app as shipped")
@@ -406,7 +448,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if proc is not None:
             stop_app(proc)
-    print(markdown(result))
+    if result.get("mode") == "mixed":
+        from benchmarks.load_mix import markdown_mixed
+
+        print(markdown_mixed(result))
+    else:
+        print(markdown(result))
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1), encoding="utf-8")
