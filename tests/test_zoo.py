@@ -61,7 +61,7 @@ def test_zoo_lists_the_released_checkpoints():
     official = [n for n in uf + ts if zoo.ZOO[n].kind == "official"]
     assert len([n for n in official if n in uf]) == 7 + 5 + 8 + 8 and len([n for n in official if n in ts]) == 9
     assert set(uf + ts) - set(official) == {"uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2",
-                                            "uniformer_lab"}
+                                            "uniformer_lab", "timesformer_lab"}
     assert set(zoo.list_models(dataset="k600")) == {n for n in zoo.ZOO if zoo.ZOO[n].dataset == "K600"}
     assert "uniformer_small_k400_32x4" not in zoo.ZOO  # the official zoo has only a log for it
     e = zoo.get_entry("uniformer_base_k600_32x4")

@@ -410,7 +410,8 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         kind="local", synthetic=True,
     ) for family, arch, paper in (
         ("uniformer", uniformer_arch.ARCHS["lab"], "UniFormer (ICLR 2022, arXiv 2201.04676)"),
-        # timesformer_lab (timesformer_arch.ARCHS["lab"]) joins when its ablation run (TS seed 0) has finished
+        ("timesformer", timesformer_arch.ARCHS["lab"],
+         "Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)"),
     )),
 ]
 

@@ -507,6 +507,7 @@ default_cfgs = generate_default_cfgs({
     "timesformer_large_ssv2_64": _cfg("large", "ssv2", num_classes=174, img_size=224),
     "timesformer_tiny_synthetic_8x2": _cfg(file=str(CHECKPOINTS_DIR / "timesformer_tiny_synthetic_8x2.safetensors"),
                                            num_classes=12, img_size=64),
+    "timesformer_lab": _cfg(file=str(CHECKPOINTS_DIR / "timesformer_lab.safetensors"), num_classes=12, img_size=112),
 })
 
 
@@ -553,3 +554,8 @@ def timesformer_large_ssv2_64(pretrained: bool = False, **kwargs: Any) -> TimeSf
 @register_model
 def timesformer_tiny_synthetic_8x2(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
     return _create("timesformer_tiny_synthetic_8x2", pretrained, _TINY, **kwargs)
+
+
+@register_model
+def timesformer_lab(pretrained: bool = False, **kwargs: Any) -> TimeSformer:
+    return _create("timesformer_lab", pretrained, _LAB, **kwargs)
