@@ -309,7 +309,7 @@ def efficiency_mpl(
 # ===================================================================== trained here (issue 13)
 #: Written by ``python -m uniformer.ablate`` after every finished run (committed with the repository).
 ABLATION_JSON = Path(__file__).resolve().parents[1] / "docs" / "reproduction" / "ablation.json"
-_TRAINED_COLOURS = {"uniformer": QUALITATIVE[0], "timesformer": QUALITATIVE[1]}  # as UniFormer, TimeSformer above
+_TRAINED_FAMILIES = {"uniformer": "UniFormer", "timesformer": "TimeSformer"}  # their colours in the published plot
 
 
 @dataclass(frozen=True)
@@ -366,7 +366,7 @@ def trained_here_plotly(points: Sequence[TrainedPoint], meta: dict | None = None
         pts = [p for p in points if p.family == family]
         if not pts:
             continue
-        colour = _TRAINED_COLOURS[family]
+        colour = family_styles(_TRAINED_FAMILIES.values())[_TRAINED_FAMILIES[family]][0]
         fig.add_trace(go.Scatter(
             x=[p.gflops for p in pts], y=[p.top1 for p in pts], mode="markers+text",
             name="UniFormer layouts" if family == "uniformer" else "TimeSformer (TS)",
