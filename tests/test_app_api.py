@@ -135,7 +135,7 @@ def test_upload_over_the_cap_is_refused(client, served, tiny):
 def test_server_refuses_paths_that_were_not_uploaded(served):
     """A raw API call naming a server file must not read it (Gradio's check and the handler's)."""
     payload = {"data": [{"path": "/etc/hostname", "meta": {"_type": "gradio.FileData"}},
-                        [served.state.default_models[0]], "1x1", None, None]}
+                        [served.state.default_models[0]], "1x1", None, None, "fp32"]}
     with httpx.Client(base_url=served.url, timeout=30) as http:
         r = http.post("gradio_api/call/predict", json=payload)
         if r.status_code == 200:

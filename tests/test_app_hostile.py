@@ -114,8 +114,8 @@ def _upload(http: httpx.Client, path: Path) -> dict:
 
 def _slot_data(slot: str, model: str, tiny: list[str], video: dict, checkpoint: dict | None) -> tuple[str, list]:
     return {
-        "predict_video": ("predict", [video, [model], "1x1", None, None]),
-        "predict_checkpoint": ("predict", [video, [model], "1x1", checkpoint, model]),
+        "predict_video": ("predict", [video, [model], "1x1", None, None, "fp32"]),
+        "predict_checkpoint": ("predict", [video, [model], "1x1", checkpoint, model, "fp32"]),
         "attention_video": ("attention", [video, model, 0, "average", "layer: attention / kernels", 4, 50, 50]),
         "redundancy_video": ("redundancy", [video, tiny[0], tiny[1]]),
     }[slot]
