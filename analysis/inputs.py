@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,24 +19,39 @@ from uniformer.data.sampling import TestProtocol
 from uniformer.data.transforms import preprocess_clip
 from uniformer.data.video import VideoInfo, read_clips
 
-__all__ = ["OneView", "load_model", "one_view"]
+__all__ = ["OneView", "checkpoint_arch", "load_model", "one_view"]
 
 
 def load_model(name: str, checkpoint: str | None = None, pretrained: bool = True) -> tuple[nn.Module, str | None]:
     """Zoo model ``name`` in eval mode and a phrase naming its weights (None: random init).
 
-    ``checkpoint`` wins; else ``pretrained`` loads the zoo's weights (one-sentence
-    ``WeightsUnavailableError`` when they are neither bundled nor cached); else random weights.
+    ``checkpoint`` wins, built with the architecture it carries when ``uniformer.train`` wrote it
+    (so an ablation run's GGGG weights load as GGGG under the lab entry's labels and protocol);
+    else ``pretrained`` loads the zoo's weights (one-sentence ``WeightsUnavailableError`` when they
+    are neither bundled nor cached); else random weights.
     """
     from uniformer import zoo
 
     entry = zoo.get_entry(name)
-    model = zoo.create_model(name, checkpoint=checkpoint, pretrained=pretrained and checkpoint is None)
+    arch = checkpoint_arch(checkpoint, entry.family) if checkpoint else {}
+    model = zoo.create_model(name, checkpoint=checkpoint, pretrained=pretrained and checkpoint is None, **arch)
     if checkpoint:
-        return model, str(checkpoint)
+        layout = getattr(model, "layout", None)
+        return model, f"{checkpoint} (layout {layout})" if layout else str(checkpoint)
     if pretrained:
         return model, f"bundled weights ({entry.where})" if entry.kind == "local" else "published weights"
     return model, None
+
+
+def checkpoint_arch(checkpoint: str, family: str) -> dict[str, Any]:
+    """Architecture arguments a ``uniformer.train`` checkpoint carries (e.g. an ablation run's
+    ``layout="GGGG"``), when it was trained as ``family``; {} for any other weights file."""
+    from uniformer.train.checkpoint import stored_config
+
+    stored = stored_config(checkpoint)
+    if stored is None or stored[0].model.family != family:
+        return {}
+    return dict(stored[0].model.kwargs)
 
 
 @dataclass

@@ -39,8 +39,9 @@ from analysis.inputs import load_model
 from analysis.intervention import layer_groups, local_attention
 from uniformer import jsonsafe
 from uniformer.errors import UniformerLabError
+from uniformer.models.uniformer import DEFAULT_LAYOUT
 
-__all__ = ["MaskRow", "paired_drop_interval", "run", "main"]
+__all__ = ["MaskRow", "model_label", "paired_drop_interval", "run", "write_csv", "main"]
 
 CSV_COLUMNS = ("model", "layers", "layer_indices", "n_layers", "space_radius", "time_radius", "top1",
                "top1_unmasked", "drop", "drop_ci95_low", "drop_ci95_high", "n_eval")
@@ -132,15 +133,32 @@ def run(model: nn.Module, name: str, data: str, root: str, *, views: str | None 
 
 
 def write_csv(rows: Sequence[MaskRow], path: str | Path) -> Path:
+    """Write ``rows`` to ``path``, keeping the rows of other models already there (one table for
+    every model measured: the lab models and ablation layouts are run one at a time)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    mine = {r.model for r in rows}
+    kept: list[dict[str, str]] = []
+    if path.is_file():
+        with path.open(newline="") as fh:
+            kept = [r for r in csv.DictReader(fh) if r.get("model") not in mine]
     with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS)
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
         writer.writeheader()
+        writer.writerows(kept)
         for r in rows:
             d = dataclasses.asdict(r)
             writer.writerow({c: (f"{d[c]:.6g}" if isinstance(d[c], float) else d[c]) for c in CSV_COLUMNS})
     return path
+
+
+def model_label(name: str, model: nn.Module) -> str:
+    """The zoo name, plus the stage layout when the weights are another layout than the entry's
+    (an ablation run loaded through ``--checkpoint``): ``uniformer_lab/GGGG``."""
+    layout = getattr(model, "layout", None)
+    entry = getattr(model, "zoo_entry", None)
+    default = entry.arch.get("layout", DEFAULT_LAYOUT) if entry is not None else DEFAULT_LAYOUT
+    return f"{name}/{layout}" if layout and layout != default else name
 
 
 def format_table(rows: Sequence[MaskRow]) -> str:
@@ -174,8 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model, weights = load_model(a.model, a.checkpoint, pretrained=True)
         model.to(a.device)
-        rows = run(model, a.model, a.data, a.root, views=a.views, batch_size=a.batch_size, workers=a.workers,
-                   space_radius=a.space_radius, time_radius=a.time_radius, limit=a.limit, device=a.device)
+        rows = run(model, model_label(a.model, model), a.data, a.root, views=a.views, batch_size=a.batch_size,
+                   workers=a.workers, space_radius=a.space_radius, time_radius=a.time_radius, limit=a.limit,
+                   device=a.device)
         if a.out:
             write_csv(rows, a.out)
     except (UniformerLabError, AnalysisError) as err:

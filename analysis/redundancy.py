@@ -301,7 +301,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for clip, why in result.skipped:
         print(f"warning: skipped unreadable clip {clip}: {why}", file=sys.stderr)
     if args.json:
-        doc = {"model": args.model, "weights": weights or "random", "view": "one test view per clip "
+        doc = {"model": args.model, "layout": getattr(model, "layout", None), "weights": weights or "random",
+               "view": "one test view per clip "
                "(middle temporal clip, centre crop of the model's protocol)", "clips": result.clips,
                "skipped": [{"clip": c, "error": e} for c, e in result.skipped],
                "layers": [r.to_dict() for r in result.rows]}

@@ -146,3 +146,37 @@ def test_local_mask_cli(tmp_path, capsys):
             "n_eval"} <= set(got[0])
     assert local_mask_main(["--model", TINY[0], "--data", str(tmp_path / "nope.txt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_ablation_checkpoint_loads_in_its_own_layout_and_csv_keeps_other_models(tmp_path):
+    """An ablation run's weights (``uniformer.train`` export carrying ``layout="GGGG"``) load as GGGG
+    under a LLGG zoo entry's labels and protocol, are labelled apart, and join the CSV's other rows."""
+    from analysis.inputs import load_model
+    from analysis.local_mask import MaskRow, model_label, write_csv
+    from uniformer.train.checkpoint import export_weights
+    from uniformer.train.config import TrainConfig
+
+    name = TINY[0]
+    entry = zoo.get_entry(name)
+    cfg = TrainConfig()
+    cfg.model.kwargs = {**entry.arch, "layout": "GGGG"}
+    gggg = zoo.create_model(name, layout="GGGG")
+    ckpt = export_weights(gggg.state_dict(), tmp_path / "model.safetensors", cfg, [])
+    model, weights = load_model(name, str(ckpt))
+    assert model.layout == "GGGG" and "layout GGGG" in weights
+    assert torch.equal(model.state_dict()["head.weight"], gggg.state_dict()["head.weight"])
+    assert model_label(name, model) == f"{name}/GGGG" and model_label(name, zoo.create_model(name)) == name
+    plain = tmp_path / "plain.pth"  # weights without a training config: the entry's own layout
+    torch.save(zoo.create_model(name).state_dict(), plain)
+    assert load_model(name, str(plain))[0].layout == "LLGG"
+
+    def row(model_name: str, top1: float) -> MaskRow:
+        return MaskRow(model_name, "first", "0", 1, 1, 1, top1, 0.5, 0.5 - top1, 0.0, 0.1, 10)
+
+    out = tmp_path / "local_mask.csv"
+    write_csv([row(name, 0.4)], out)
+    write_csv([row(f"{name}/GGGG", 0.3)], out)
+    write_csv([row(name, 0.2)], out)  # a re-run replaces that model's rows only
+    with out.open() as fh:
+        got = {(r["model"], r["top1"]) for r in csv.DictReader(fh)}
+    assert got == {(f"{name}/GGGG", "0.3"), (name, "0.2")}

@@ -259,10 +259,10 @@ def test_app_reading_handles_all_local_and_all_global_models():
 def test_trained_layout_is_rebuilt_by_the_evaluator(tmp_path, capsys):
     """A GGGG run saved by the trainer is rebuilt as GGGG by ``uniformer.evaluate --checkpoint``."""
     from uniformer.data.synthetic import SynthConfig, generate_dataset
-    from uniformer.evaluate import _config_from_checkpoint
     from uniformer.evaluate import main as evaluate_main
     from uniformer.train import build_model
     from uniformer.train import main as train_main
+    from uniformer.train.checkpoint import stored_config
 
     data = tmp_path / "data"
     generate_dataset(data, num_train=2, num_val=2, seed=0, config=SynthConfig(size=32, num_frames=4), workers=1)
@@ -278,7 +278,7 @@ def test_trained_layout_is_rebuilt_by_the_evaluator(tmp_path, capsys):
     ]
     assert train_main(overrides) == 0
     for ckpt in (out / "best.pt", out / "model.safetensors"):
-        cfg, _ = _config_from_checkpoint(str(ckpt))
+        cfg, _ = stored_config(ckpt)
         assert cfg.model.kwargs["layout"] == "GGGG"
         assert build_model(cfg.model, 2).layout == "GGGG"
     capsys.readouterr()

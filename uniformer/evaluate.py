@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from uniformer import jsonsafe
@@ -27,7 +25,8 @@ from uniformer.data.sampling import parse_views
 from uniformer.device import PRECISIONS, resolve_amp, resolve_precision
 from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
 from uniformer.metrics import EvalResult, compute_metrics, evaluate_model
-from uniformer.train.config import TrainConfig, config_from_dict, load_config
+from uniformer.train.checkpoint import stored_config
+from uniformer.train.config import TrainConfig, load_config
 from uniformer.train.dist import setup_distributed
 
 __all__ = ["EvalResult", "compute_metrics", "evaluate_model", "main"]
@@ -48,26 +47,6 @@ def _load_weights(model: nn.Module, path: str, use_ema: bool) -> None:
 
     filter_fn = getattr(importlib.import_module(type(model).__module__), "checkpoint_filter_fn", None)
     load_checkpoint(model, unwrap_state_dict(obj, use_ema=use_ema), filter_fn=filter_fn)
-
-
-def _config_from_checkpoint(path: str) -> tuple[Any, list[str]] | None:
-    """(TrainConfig, classes) stored by uniformer.train in a .pt checkpoint or .safetensors export."""
-    p = Path(path)
-    if p.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-        if "config" not in meta:
-            return None
-        return config_from_dict(json.loads(meta["config"])), json.loads(meta.get("classes", "[]"))
-    try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:
-        return None
-    if isinstance(obj, Mapping) and isinstance(obj.get("config"), Mapping) and "format" in obj:
-        return config_from_dict(obj["config"]), list(obj.get("classes", []))
-    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +101,7 @@ def _run_cli(a: argparse.Namespace) -> tuple[EvalResult | None, list[str]]:
 
         # the zoo's policy: bundled file, HF cache, a download unless HF_HUB_OFFLINE, or one clear error
         a.checkpoint = str(zoo.resolve_weights(a.model, allow_download=None, fetch=True, required=True).path)
-    stored = _config_from_checkpoint(a.checkpoint)
+    stored = stored_config(a.checkpoint)
     if a.model and Path(a.model).suffix in (".toml", ".json"):
         cfg = load_config(a.model)
     elif a.model:

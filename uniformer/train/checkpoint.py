@@ -16,7 +16,7 @@ import torch
 import torch.distributed as dist
 
 from uniformer.errors import CheckpointError
-from uniformer.train.config import TrainConfig, config_to_dict
+from uniformer.train.config import TrainConfig, config_from_dict, config_to_dict
 from uniformer.train.dist import DistEnv, all_gather_objects
 from uniformer.train.rng import capture_rng
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CHECKPOINT_FORMAT", "WEIGHTS_FORMAT", "save_checkpoint", "load_training_checkpoint", "load_on_main", "resume_from",
-    "export_weights", "plain",
+    "export_weights", "plain", "stored_config",
 ]
 
 CHECKPOINT_FORMAT = "uniformer-lab/train-checkpoint/v1"
@@ -87,6 +87,31 @@ def export_weights(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata=meta)
     return path
+
+
+def stored_config(path: str | os.PathLike) -> tuple[TrainConfig, list[str]] | None:
+    """(config, classes) that ``uniformer.train`` stored in a ``.pt`` checkpoint or ``.safetensors``
+    export; None for any other weights file (official, timm, hand-made), so callers fall back to a
+    zoo entry's architecture."""
+    p = Path(path)
+    if p.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+        except Exception:
+            return None
+        if "config" not in meta:
+            return None
+        return config_from_dict(json.loads(meta["config"])), json.loads(meta.get("classes", "[]"))
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception:
+        return None
+    if isinstance(obj, Mapping) and isinstance(obj.get("config"), Mapping) and "format" in obj:
+        return config_from_dict(obj["config"]), list(obj.get("classes", []))
+    return None
 
 
 def load_on_main(path: Path, env: DistEnv) -> dict[str, Any]:
