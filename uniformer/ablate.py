@@ -165,29 +165,40 @@ def read_csv(path: Path) -> list[RunResult]:
                 for r in csv.DictReader(f)]
 
 
+def _interval(s: LayoutSummary, rows: Sequence[RunResult]) -> tuple[float, float] | None:
+    """The bar drawn for a layout: the t-interval over seeds, or the Wilson interval over clips of
+    its only run (one seed has no seed-to-seed spread, but its evaluation noise is still shown)."""
+    if s.top1_ci95 is not None:
+        return s.top1_ci95
+    return rows[0].wilson95() if len(rows) == 1 else None
+
+
 def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Path) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=120)
-    for s in summary:
-        colour = "tab:orange" if s.layout == "TS" else ("tab:blue" if s.layout == "LLGG" else "tab:gray")
+    fig, ax = plt.subplots(figsize=(8.5, 4.8), dpi=120)
+    palette = plt.get_cmap("tab10").colors
+    for i, s in enumerate(summary):  # one colour per layout, named in the legend (labels beside points collide)
+        colour = palette[i % len(palette)]
         seeds = [r for r in rows if r.layout == s.layout]
         ax.scatter([r.gflops for r in seeds], [100 * r.top1 for r in seeds], s=14, color=colour, alpha=0.45)
-        if s.top1_ci95 is not None:
-            lo, hi = s.top1_ci95
-            yerr = [[100 * (s.top1_mean - lo)], [100 * (hi - s.top1_mean)]]
-        else:
-            yerr = None
-        ax.errorbar([s.gflops], [100 * s.top1_mean], yerr=yerr, fmt="o", ms=7, capsize=4, color=colour)
-        ax.annotate(s.layout, (s.gflops, 100 * s.top1_mean), textcoords="offset points", xytext=(7, 4))
+        ci = _interval(s, seeds)
+        yerr = None if ci is None else [[100 * (s.top1_mean - ci[0])], [100 * (ci[1] - s.top1_mean)]]
+        ax.errorbar([s.gflops], [100 * s.top1_mean], yerr=yerr, fmt="s" if s.layout == "TS" else "o", ms=7,
+                    capsize=4, color=colour, label=f"{s.layout} ({s.n_seeds} seed{'s' if s.n_seeds != 1 else ''})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
     ax.set_xlabel("GFLOPs per clip (multiply-adds, counted here)")
     ax.set_ylabel("held-out top-1 (%)")
-    ax.set_title("Stage-layout ablation, trained here: mean over seeds, 95 % t-interval", fontsize=10)
+    ax.set_title("Stage-layout ablation, trained here: mean over seeds; bars: 95 % t-interval over seeds\n"
+                 "(a layout with one seed so far: Wilson interval over its held-out clips)", fontsize=9)
     ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
