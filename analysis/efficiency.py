@@ -356,6 +356,20 @@ def load_trained_here(path: str | Path | None = None) -> tuple[list[TrainedPoint
     return points, doc.get("meta", {})
 
 
+_LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
+
+
+def _text_positions(points: Sequence[TrainedPoint]) -> list[str]:
+    """A label position per point that differs from those of nearby points already labelled
+    (LLLL, LLLG and LLGG sit within 0.05 decades and a few points of each other)."""
+    placed: list[tuple[float, float, str]] = []
+    for p in points:
+        x = math.log10(max(p.gflops, 1e-9))
+        taken = {pos for px, py, pos in placed if abs(px - x) < 0.08 and abs(py - p.top1) < 8}
+        placed.append((x, p.top1, next((pos for pos in _LABEL_POSITIONS if pos not in taken), _LABEL_POSITIONS[0])))
+    return [pos for _, _, pos in placed]
+
+
 def trained_here_plotly(points: Sequence[TrainedPoint], meta: dict | None = None) -> go.Figure:
     """Held-out top-1 (mean, 95 % CI) against GFLOPs per clip for the layouts trained here."""
     fig = go.Figure()
@@ -370,7 +384,7 @@ def trained_here_plotly(points: Sequence[TrainedPoint], meta: dict | None = None
         fig.add_trace(go.Scatter(
             x=[p.gflops for p in pts], y=[p.top1 for p in pts], mode="markers+text",
             name="UniFormer layouts" if family == "uniformer" else "TimeSformer (TS)",
-            marker=dict(size=12, color=colour), text=[p.layout for p in pts], textposition="top center",
+            marker=dict(size=12, color=colour), text=[p.layout for p in pts], textposition=_text_positions(pts),
             error_y=dict(type="data", symmetric=False, array=[p.ci95[1] - p.top1 for p in pts],
                          arrayminus=[p.top1 - p.ci95[0] for p in pts], color=colour, thickness=1.5),
             customdata=[[p.ci95[0], p.ci95[1], p.interval, p.params_m, p.n_eval, p.train_minutes] for p in pts],

@@ -166,3 +166,16 @@ def test_families_get_distinct_colours_and_shapes():
     assert len(set(first_ten)) == 10 and set(first_ten) <= set(QUALITATIVE)  # qualitative, all different
     styles = family_styles(["X3D", "UniFormer", "TimeSformer"])
     assert styles["UniFormer"][0] == QUALITATIVE[0] and styles["TimeSformer"][0] == QUALITATIVE[1]
+
+
+def test_trained_here_labels_of_nearby_layouts_do_not_share_a_position():
+    from analysis.efficiency import TrainedPoint, trained_here_plotly
+
+    def pt(layout: str, gflops: float, top1: float) -> TrainedPoint:
+        return TrainedPoint(layout, gflops, 0.6, top1, (top1 - 3, top1 + 3), "Wilson, 1 run", (top1,), 1200, 30.0)
+
+    pts = [pt("LLLL", 0.165, 64.9), pt("LLLG", 0.166, 65.5), pt("LLGG", 0.183, 66.3), pt("GGGG", 0.886, 47.6)]
+    fig = trained_here_plotly(pts)
+    positions = list(fig.data[0].textposition)
+    assert len(set(positions[:3])) == 3  # the crowded three each get their own side
+    assert positions[3] == "top center"  # a point far from the others keeps the default
