@@ -180,3 +180,19 @@ def test_ablation_checkpoint_loads_in_its_own_layout_and_csv_keeps_other_models(
     with out.open() as fh:
         got = {(r["model"], r["top1"]) for r in csv.DictReader(fh)}
     assert got == {(f"{name}/GGGG", "0.3"), (name, "0.2")}
+
+
+def test_stored_config_never_opens_a_fifo(tmp_path):
+    """The config probe runs before the guarded weights read: it must not block on a FIFO (it
+    returns None, and the weights loader then names the problem in one sentence)."""
+    import os
+
+    from analysis.inputs import load_model
+    from uniformer.errors import CheckpointError
+    from uniformer.train.checkpoint import stored_config
+
+    fifo = tmp_path / "weights.pt"
+    os.mkfifo(fifo)
+    assert stored_config(fifo) is None
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        load_model(TINY[0], str(fifo))

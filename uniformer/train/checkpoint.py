@@ -94,6 +94,8 @@ def stored_config(path: str | os.PathLike) -> tuple[TrainConfig, list[str]] | No
     export; None for any other weights file (official, timm, hand-made), so callers fall back to a
     zoo entry's architecture."""
     p = Path(path)
+    if not p.is_file():  # missing, a folder, a FIFO or a device: the weights loader names the problem
+        return None
     if p.suffix == ".safetensors":
         from safetensors import safe_open
 
@@ -105,9 +107,11 @@ def stored_config(path: str | os.PathLike) -> tuple[TrainConfig, list[str]] | No
         if "config" not in meta:
             return None
         return config_from_dict(json.loads(meta["config"])), json.loads(meta.get("classes", "[]"))
+    from uniformer.models.checkpoint import read_checkpoint
+
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception:
+        obj = read_checkpoint(p)  # bounded and weights-only, as every other checkpoint read
+    except CheckpointError:
         return None
     if isinstance(obj, Mapping) and isinstance(obj.get("config"), Mapping) and "format" in obj:
         return config_from_dict(obj["config"]), list(obj.get("classes", []))
