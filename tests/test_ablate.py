@@ -10,9 +10,11 @@ import pytest
 
 from uniformer.ablate import (
     CSV_COLUMNS,
+    LAYOUTS,
     AblationError,
     RunResult,
     bundle,
+    layout_colour,
     plan_runs,
     summarise,
     t_quantile_975,
@@ -80,6 +82,14 @@ def test_report_files(tmp_path: Path) -> None:
     assert (tmp_path / "ablation.png").stat().st_size > 10_000
     with pytest.raises(AblationError, match="No finished run"):
         write_report([], tmp_path)
+
+
+def test_layout_colours_are_fixed_by_name() -> None:
+    """A missing layout must not recolour the others between two plots of a partial ablation."""
+    colours = [layout_colour(layout) for layout in LAYOUTS]
+    assert len(set(colours)) == len(LAYOUTS)
+    assert layout_colour("GGGG") == colours[LAYOUTS.index("GGGG")]
+    assert layout_colour("LGLG") not in colours  # a layout outside the paper's set still gets its own colour
 
 
 @pytest.mark.slow

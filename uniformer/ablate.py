@@ -51,6 +51,7 @@ __all__ = [
     "RunSpec",
     "RunResult",
     "LayoutSummary",
+    "layout_colour",
     "plan_runs",
     "summarise",
     "t_quantile_975",
@@ -173,6 +174,16 @@ def _interval(s: LayoutSummary, rows: Sequence[RunResult]) -> tuple[float, float
     return rows[0].wilson95() if len(rows) == 1 else None
 
 
+def layout_colour(layout: str) -> tuple[float, float, float]:
+    """A layout's colour, fixed by its name (not its position), so plots with a layout missing agree."""
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"].colors
+    if layout in LAYOUTS:
+        return palette[LAYOUTS.index(layout)]
+    return palette[len(LAYOUTS) + sum(map(ord, layout)) % (len(palette) - len(LAYOUTS))]
+
+
 def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Path) -> None:
     import matplotlib
     import matplotlib.ticker
@@ -181,9 +192,8 @@ def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Pat
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8.5, 4.8), dpi=120)
-    palette = plt.get_cmap("tab10").colors
-    for i, s in enumerate(summary):  # one colour per layout, named in the legend (labels beside points collide)
-        colour = palette[i % len(palette)]
+    for s in summary:  # one colour per layout, named in the legend (labels beside points collide)
+        colour = layout_colour(s.layout)
         seeds = [r for r in rows if r.layout == s.layout]
         ax.scatter([r.gflops for r in seeds], [100 * r.top1 for r in seeds], s=14, color=colour, alpha=0.45)
         ci = _interval(s, seeds)
