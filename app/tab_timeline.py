@@ -175,6 +175,10 @@ def build_timeline_ui(state: AppState, video: Any, choices: list[tuple[str, str]
         with guard(request):
             return timeline_endpoint(state, v, m, s, progress=progress)
 
+    # `gr` is imported in this function, so the postponed annotation "gr.Request" cannot be resolved
+    # from the module: give Gradio the class itself, or it counts `request` as a fourth input.
+    on_run.__annotations__["request"] = gr.Request
+
     def on_window(v, m, s, w):
         return window_endpoint(state, v, m, s, w)
 
