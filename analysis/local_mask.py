@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--out", help="also write the rows to this CSV (e.g. docs/reproduction/local_mask.csv)")
+    p.add_argument("--label", help="the rows' model name in the CSV (default: the zoo name, plus the layout for "
+                                   "another layout's weights); name a second seed apart, e.g. uniformer_lab/GGGG_s1")
     return p
 
 
@@ -192,9 +194,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         model, weights = load_model(a.model, a.checkpoint, pretrained=True)
         model.to(a.device)
-        rows = run(model, model_label(a.model, model), a.data, a.root, views=a.views, batch_size=a.batch_size,
-                   workers=a.workers, space_radius=a.space_radius, time_radius=a.time_radius, limit=a.limit,
-                   device=a.device)
+        label = a.label or model_label(a.model, model)
+        rows = run(model, label, a.data, a.root, views=a.views, batch_size=a.batch_size, workers=a.workers,
+                   space_radius=a.space_radius, time_radius=a.time_radius, limit=a.limit, device=a.device)
         if a.out:
             write_csv(rows, a.out)
     except (UniformerLabError, AnalysisError) as err:

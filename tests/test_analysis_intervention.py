@@ -129,7 +129,7 @@ def test_local_mask_cli(tmp_path, capsys):
     lst.write_text("synthetic_approaching.mp4 1\nsynthetic_moving_left.mp4 5\nsynthetic_parting.mp4 8\n")
     out = tmp_path / "local_mask.csv"
     args = ["--model", TINY[0], "--data", str(lst), "--root", str(CLIPS), "--out", str(out), "--json",
-            "--space-radius", "0", "--time-radius", "0"]
+            "--space-radius", "0", "--time-radius", "0", "--label", "tiny/seed1"]
     assert local_mask_main(args) == 0
     doc = json.loads(capsys.readouterr().out)
     assert torch.is_grad_enabled()
@@ -142,6 +142,7 @@ def test_local_mask_cli(tmp_path, capsys):
     with out.open() as fh:
         got = list(csv.DictReader(fh))
     assert [g["layers"] for g in got] == ["first", "middle", "last", "all"]
+    assert {g["model"] for g in got} == {"tiny/seed1"}
     assert {"model", "layers", "n_layers", "top1", "top1_unmasked", "drop", "drop_ci95_low", "drop_ci95_high",
             "n_eval"} <= set(got[0])
     assert local_mask_main(["--model", TINY[0], "--data", str(tmp_path / "nope.txt")]) == 2
