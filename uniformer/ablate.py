@@ -205,8 +205,10 @@ def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Pat
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
     ax.set_xlabel("GFLOPs per clip (multiply-adds, counted here)")
     ax.set_ylabel("held-out top-1 (%)")
-    ax.set_title("Stage-layout ablation, trained here: mean over seeds; bars: 95 % t-interval over seeds\n"
-                 "(a layout with one seed so far: Wilson interval over its held-out clips)", fontsize=9)
+    title = "Stage-layout ablation, trained here: mean over seeds; bars: 95 % t-interval over seeds"
+    if any(s.n_seeds == 1 for s in summary):
+        title += "\n(a layout with one seed so far: Wilson interval over its held-out clips)"
+    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9, frameon=False)
     fig.tight_layout()
