@@ -421,6 +421,6 @@ def trained_here_markdown(points: Sequence[TrainedPoint], meta: dict | None = No
     meta = meta or {}
     lines.append(f"\nOwn GFLOPs against own held-out accuracy ({points[0].n_eval} lab clips of an unseen seed), "
                  f"every layout trained with one recipe and step budget on {meta.get('cpu', 'this CPU')}; "
-                 "see docs/reproduction/README.md. Command: `" + meta.get("command", "python -m uniformer.ablate")
-                 + "`.")
+                 "see docs/reproduction/README.md. Made by `" + meta.get("command", "python -m uniformer.ablate")
+                 + "`")  # no full stop after the code: Gradio wraps a long code span onto its own block
     return "\n".join(lines)
