@@ -284,6 +284,32 @@ def test_gradient_checkpointing_gives_the_same_step():
         assert torch.allclose(a, b, atol=1e-6)
 
 
+def test_channels_last_training_is_the_same_step_in_another_layout():
+    """``run.channels_last`` (auto: on for UniFormer) changes strides only: same gradients, same losses.
+
+    Weights are not compared after an AdamW step: its first update is lr * sign(grad), so a
+    parameter whose gradient is rounding noise moves either way in either layout."""
+    x, y = fixed_batch()
+    runs = {}
+    for setting in ("off", "auto"):
+        cfg = tiny_config(run=dict(channels_last=setting))
+        torch.manual_seed(0)
+        trainer = Trainer(cfg, build_model(cfg.model, 4), num_classes=4, updates_per_epoch=4)
+        conv_weight = next(p for p in trainer.model.parameters() if p.ndim == 5)
+        assert conv_weight.is_contiguous(memory_format=torch.channels_last_3d) == (setting == "auto")
+        trainer.model.train()
+        nn.functional.cross_entropy(trainer.model(x.contiguous(memory_format=trainer._clip_format(x))), y).backward()
+        grads = [p.grad.detach().clone() for p in trainer.model.parameters()]
+        trainer.optimizer.zero_grad()
+        runs[setting] = grads, [trainer.train_step(x, y).loss for _ in range(3)]
+    for a, b in zip(runs["off"][0], runs["auto"][0]):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert runs["auto"][1] == pytest.approx(runs["off"][1], abs=1e-4)
+    with pytest.raises(ConfigError, match="run.channels_last"):
+        cfg = tiny_config(run=dict(channels_last="sometimes"))
+        Trainer(cfg, build_model(cfg.model, 4), num_classes=4, updates_per_epoch=4)
+
+
 def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
     from uniformer.train import main
 

@@ -44,7 +44,8 @@ from torch import nn
 from uniformer.device import autocast, resolve_precision
 from uniformer.errors import ConfigError
 
-__all__ = ["InferenceModel", "fold_batchnorm", "fold_bn_into_conv", "optimize_for_inference", "to_channels_last_3d"]
+__all__ = ["InferenceModel", "fold_batchnorm", "fold_bn_into_conv", "optimize_for_inference", "runs_channels_last",
+           "to_channels_last_3d"]
 
 _CARRIED = ("zoo_entry", "label_names", "folded_batchnorms", "num_classes")
 
@@ -176,8 +177,13 @@ def _canonical(precision: str) -> str:
     return "bf16" if str(precision).strip().lower() in ("bf16", "bfloat16") else "fp32"
 
 
-def _runs_channels_last(model: nn.Module) -> bool:
-    """Models whose blocks keep a channels-last clip channels-last (UniFormer); others gain nothing."""
+def runs_channels_last(model: nn.Module) -> bool:
+    """Models whose blocks keep a channels-last clip channels-last (UniFormer); others gain nothing.
+
+    The one policy for inference and training: UniFormer's Conv3d (patch embeds, the CPE and the
+    local aggregator's depthwise kernel) runs oneDNN's channels-last kernels, whose backward is
+    about 2x faster on CPU than the default layout's (the lab recipe: 677 -> 305 ms a step).
+    """
     from uniformer.models.uniformer import UniFormer
 
     return isinstance(model, UniFormer)
@@ -203,7 +209,7 @@ def optimize_for_inference(
     """
     dtype = resolve_precision(precision, _device_of(model))  # refuse before copying anything
     if channels_last is None:
-        channels_last = _runs_channels_last(model)
+        channels_last = runs_channels_last(model)
     core = copy.deepcopy(model).eval()
     if fold_bn:
         core = fold_batchnorm(core, inplace=True)

@@ -27,6 +27,18 @@ from uniformer.train.rng import capture_rng, restore_rng
 
 __all__ = ["StepResult", "Trainer"]
 
+_CHANNELS_LAST = ("auto", "on", "off")
+
+
+def _use_channels_last(setting: str, model: nn.Module) -> bool:
+    """``run.channels_last``: ``auto`` follows the inference policy (UniFormer yes, TimeSformer no)."""
+    from uniformer.models.optimize import runs_channels_last
+
+    text = str(setting).strip().lower()
+    if text not in _CHANNELS_LAST:
+        raise ConfigError(f"run.channels_last must be one of {', '.join(_CHANNELS_LAST)}, got {setting!r}.")
+    return runs_channels_last(model) if text == "auto" else text == "on"
+
 
 @dataclass
 class StepResult:
@@ -57,6 +69,9 @@ class Trainer:
         self.device = self.env.device
         self.num_classes = num_classes
         model = model.to(self.device)
+        self.channels_last = _use_channels_last(cfg.run.channels_last, model)
+        if self.channels_last:
+            model = model.to(memory_format=torch.channels_last_3d)
         if cfg.model.sync_bn and self.env.distributed:
             if self.device.type == "cuda":
                 model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -110,6 +125,9 @@ class Trainer:
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)  # every rank must skip together
         return bool(flag.item() > 0)
 
+    def _clip_format(self, clips: torch.Tensor) -> torch.memory_format:
+        return torch.channels_last_3d if self.channels_last and clips.ndim == 5 else torch.contiguous_format
+
     def current_lr(self) -> float:
         return max(g["lr"] for g in self.optimizer.param_groups)
 
@@ -123,7 +141,7 @@ class Trainer:
         if clips.ndim == 6:  # (B, num_sample, C, T, H, W): copies become batch entries
             clips = clips.flatten(0, 1)
             targets = targets.flatten(0, 1)
-        clips = clips.float().contiguous()
+        clips = clips.float().contiguous(memory_format=self._clip_format(clips))
         if (self.erase is not None or self.mixup is not None) and clips.data_ptr() == source_ptr:
             clips = clips.clone()  # mixup / erasing work in place: never touch the caller's batch
         if self.erase is not None:
