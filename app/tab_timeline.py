@@ -16,6 +16,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import gradio as gr
 import numpy as np
 
 from app.common import Progress, friendly, no_progress
@@ -83,8 +84,6 @@ def timeline_figure(tl: Any) -> Any:
 def timeline(state: AppState, video: Any, model: str | None, stride: float | None = None,
              progress: Progress | None = None) -> tuple[Any, dict[str, Any], str, Any]:
     """Run the timeline. Returns ``(figure, json payload, status markdown, window slider update)``."""
-    import gradio as gr
-
     from uniformer.timeline import predict_timeline
 
     progress = progress or no_progress
@@ -153,8 +152,6 @@ def build_timeline_ui(state: AppState, video: Any, choices: list[tuple[str, str]
                       guard: Callable[[Any], AbstractContextManager[None]]) -> None:
     """The timeline section, inside the Predict tab's Blocks context (events included); ``guard(request)``
     is the server's request scope (budget lanes and cancellation, ``app/budget.py``)."""
-    import gradio as gr
-
     with gr.Accordion("Timeline: the model's clip slid over the whole video", open=False, elem_id="timeline"):
         with gr.Row():
             model = gr.Dropdown(choices=choices, value=state.default_models[0], label="Model", elem_id="timeline-model")
@@ -174,10 +171,6 @@ def build_timeline_ui(state: AppState, video: Any, choices: list[tuple[str, str]
     def on_run(v, m, s, request: gr.Request, progress=gr.Progress()):
         with guard(request):
             return timeline_endpoint(state, v, m, s, progress=progress)
-
-    # `gr` is imported in this function, so the postponed annotation "gr.Request" cannot be resolved
-    # from the module: give Gradio the class itself, or it counts `request` as a fourth input.
-    on_run.__annotations__["request"] = gr.Request
 
     def on_window(v, m, s, w):
         return window_endpoint(state, v, m, s, w)

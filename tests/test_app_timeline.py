@@ -62,3 +62,16 @@ def test_timeline_endpoints(tiny, long_clip):
             client.predict(video, tiny[1], 0, 10_000, api_name="/timeline_window")
         msg = str(exc.value)   # the slider's own bound (Gradio) or the handler's sentence
         assert ("does not exist" in msg or "greater than maximum" in msg) and "Traceback" not in msg
+
+
+def test_building_the_app_warns_of_no_handler_whose_inputs_do_not_match(tiny):
+    """Gradio counts a ``request: gr.Request`` parameter as an input when it cannot resolve the
+    annotation (``gr`` imported inside a function under postponed annotations) and warns."""
+    import warnings
+
+    from app.layout import build_app
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build_app(default_models=tiny, preload=False).close()
+    assert not [str(w.message) for w in caught if "arguments for function" in str(w.message)]
