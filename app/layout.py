@@ -20,7 +20,7 @@ from app import tab_attention, tab_efficiency, tab_predict, tab_redundancy, tab_
 from app.budget import client_gone
 from app.common import CSS, ClampedSlider, error_box
 from app.preview import PLAYER_HEAD, player_update
-from app.state import CHECKPOINT_SUFFIXES, AppConfig, AppState, iter_clip_examples
+from app.state import CHECKPOINT_SUFFIXES, THUMB_FORMAT, AppConfig, AppState, iter_clip_examples
 from app.uploads import upload_middleware
 from uniformer.assets import ASSETS_DIR
 from uniformer.device import PRECISIONS
@@ -166,7 +166,8 @@ def build_app(state: AppState | None = None, **overrides: Any) -> gr.Blocks:
                         status = gr.Markdown(elem_id="predict-status")
                         cards = gr.HTML(elem_id="predict-cards")
                         gallery = gr.Gallery(label="Frames the models saw (one thumbnail per sampled frame)", columns=8,
-                                             height=260, object_fit="contain", elem_id="predict-frames")
+                                             height=260, object_fit="contain", elem_id="predict-frames",
+                                             format=THUMB_FORMAT)
                         with gr.Accordion("Result as JSON (what the /predict API returns)", open=False):
                             result = gr.JSON(elem_id="predict-json")
                 with gr.Accordion("Model cards and every available model", open=False):

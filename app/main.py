@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--light-request-gflops", type=float, default=None,
                    help="requests up to this many GFLOPs run in their own lane, never behind heavy ones "
                         "(default 5%% of --max-request-gflops)")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip running each default model once at start-up (faster start, slower first request)")
     p.add_argument("--allow-downloads", action="store_true",
                    help="download published weights from the Hugging Face hub when a chosen model has none on disk")
     return p.parse_args(argv)
@@ -74,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         models = tuple(m.strip() for m in args.models.split(",") if m.strip()) if args.models else None
         print(f"UniFormer Lab: loading default models on {args.device} ...", flush=True)
         state = make_state(device=args.device, default_models=models, views=views,
-                           allow_downloads=args.allow_downloads, preload=False,
+                           allow_downloads=args.allow_downloads, preload=False, warm_up=not args.no_warm_up,
                            max_request_gflops=args.max_request_gflops, light_request_gflops=args.light_request_gflops)
         state.preload_defaults(report=lambda line: print(line, flush=True))
         demo = build_app(state)

@@ -47,12 +47,16 @@ log = logging.getLogger("uniformer_lab.app")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ASSETS_DIR / CLIPS_DIR: uniformer/assets.py (honours UNIFORMER_LAB_ASSETS, like the zoo)
+WARM_UP_CLIP = CLIPS_DIR / "synthetic_approaching.mp4"  # 6 kB: decoding it costs nothing
 
 # Used when no bundled ("local") model exists yet: full-size architectures with random weights.
 FALLBACK_MODELS = ("uniformer_small_k400_16x8", "timesformer_base_k400_8x32")
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".m4v", ".ogv", ".mpg", ".mpeg", ".gif")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pyth", ".safetensors", ".bin", ".ckpt")
 THUMB_SIDE = 160  # long side of the sampled-frame thumbnails kept with a cached clip
+# How galleries send thumbnails: Gradio's default WebP costs ~13x JPEG's encoding time in PIL (16
+# thumbnails: 623 vs 47 ms under load), on the path of every prediction, for a similar size.
+THUMB_FORMAT = "jpeg"
 _SERIAL = itertools.count(1)  # identifies one load of a model (random weights differ per load)
 
 K = TypeVar("K", bound=Hashable)
@@ -81,6 +85,7 @@ class AppConfig:
     allow_downloads: bool = False                  # fetch published weights from the hub when missing
     extra_allowed_dirs: tuple[str, ...] = ()       # more folders whose files requests may name
     preload: bool = True                           # load the default models at start-up
+    warm_up: bool = True                           # ... and run each once on WARM_UP_CLIP (with preload)
 
     @property
     def max_upload_mb(self) -> float:
@@ -358,14 +363,31 @@ class AppState:
         return self.models.get_or_create(key, load)
 
     def preload_defaults(self, report: Callable[[str], None] | None = None) -> dict[str, float]:
-        """Load every default model now; returns name → seconds."""
+        """Load every default model now (and warm it up, ``config.warm_up``); returns name → seconds."""
         out = {}
         for name in self.default_models:
             lm, _ = self.get_model(name)
             out[name] = lm.load_s
+            warm_s = self.warm_up(lm) if self.config.warm_up else None
+            warm = f", warmed up in {warm_s:.1f} s" if warm_s is not None else ""
             if report:
-                report(f"  {lm.label}: loaded in {lm.load_s:.1f} s ({lm.weights.describe()})")
+                report(f"  {lm.label}: loaded in {lm.load_s:.1f} s ({lm.weights.describe()}){warm}")
         return out
+
+    def warm_up(self, lm: LoadedModel) -> float | None:
+        """One prediction on a small bundled clip, the way a request makes it (app views, fp32 fast
+        path), so that the first user does not pay one-time set-up: the decoder library's first
+        open, building the fast model, and oneDNN's kernels for this input shape, which depends on
+        the protocol, not the video. Nothing is cached under the clip. Returns seconds, or None when
+        it could not run (the app still starts; the first request then pays the set-up)."""
+        t0 = time.perf_counter()
+        try:
+            with lm.lock:
+                lm.with_views(self.config.views).predict(WARM_UP_CLIP, topk=1, precision="fp32")
+        except Exception as err:  # optional: never stop the app from starting
+            log.warning("warm-up of %s on %s failed: %s", lm.name, WARM_UP_CLIP, err)
+            return None
+        return time.perf_counter() - t0
 
     def loaded_models(self) -> list[LoadedModel]:
         return self.models.values()

@@ -20,7 +20,7 @@ import gradio as gr
 import numpy as np
 
 from app.common import Progress, friendly, no_progress
-from app.state import AppState, thumbnails
+from app.state import THUMB_FORMAT, AppState, thumbnails
 from uniformer.cost import request_cost, run_cost
 from uniformer.errors import UniformerLabError
 
@@ -164,7 +164,7 @@ def build_timeline_ui(state: AppState, video: Any, choices: list[tuple[str, str]
         click = gr.Textbox(visible="hidden", elem_id="timeline-click")
         caption = gr.Markdown(elem_id="timeline-caption")
         frames = gr.Gallery(label="That window's frames", columns=8, height=200, object_fit="contain",
-                            elem_id="timeline-frames")
+                            elem_id="timeline-frames", format=THUMB_FORMAT)
         with gr.Accordion("Timeline as JSON (what the /timeline API returns)", open=False):
             payload = gr.JSON(elem_id="timeline-json")
 

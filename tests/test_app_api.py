@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -73,6 +74,7 @@ def test_predict_two_models_side_by_side(client, tiny):
         assert len(m["notes"]) == 1 and "random weights" in m["notes"][0]
         assert m["notes"][0].split(",")[0] in cards
     assert len(frames) == 8 + 4  # one thumbnail per sampled frame of each protocol
+    assert {Path(f["image"]).suffix for f in frames} == {".jpeg"}  # WebP would cost ~13x the encoding time
     assert "Done in" in status and "random weights" in status
 
 
@@ -360,3 +362,31 @@ def test_malloc_arena_cap_respects_the_users_setting(monkeypatch):
 
     if platform.libc_ver()[0] == "glibc":
         assert limit_malloc_arenas() is True
+
+
+def test_start_up_warms_each_default_model_up_without_caching_a_clip(tiny, monkeypatch):
+    """The first user's request must not pay one-time set-up (the decoder's first open, oneDNN's
+    kernels for the input shape): start-up runs each default model once through the request path.
+    A warm-up that fails (here: no clip) is logged and the app still starts."""
+    from app import state as state_module
+    from uniformer.predict import Predictor
+
+    calls: list[tuple[str, int]] = []
+    original = Predictor.predict
+
+    def spy(self, video, **kw):
+        calls.append((self.name, self.protocol.num_views))
+        return original(self, video, **kw)
+
+    monkeypatch.setattr(Predictor, "predict", spy)
+    state = AppState(AppConfig(default_models=tuple(tiny), preload=False, views=(2, 1)))
+    lines: list[str] = []
+    state.preload_defaults(report=lines.append)
+    assert calls == [(name, 2) for name in tiny]  # the app's views: the request's input shape
+    assert len(lines) == len(tiny) and all("warmed up in" in line for line in lines)
+    assert len(state.clips) == 0
+
+    monkeypatch.setattr(state_module, "WARM_UP_CLIP", REPO_ROOT / "assets" / "clips" / "missing.mp4")
+    lines.clear()
+    AppState(AppConfig(default_models=tuple(tiny[:1]), preload=False)).preload_defaults(report=lines.append)
+    assert len(lines) == 1 and "loaded in" in lines[0] and "warmed up" not in lines[0]
