@@ -147,6 +147,24 @@ def test_bf16_is_close_where_supported(one_thread, fast_bf16_cpu):
     torch.testing.assert_close(shared, out, rtol=0, atol=1e-6)
 
 
+def test_bf16_runs_the_features_in_bf16_and_the_classifier_in_fp32(one_thread, fast_bf16_cpu):
+    """bf16 logits round near-ties (top-1 agreement 99.0 % -> 99.9 % on the lab held-out set with an
+    fp32 head), so only ``forward_features`` runs under autocast."""
+    fast = optimize_for_inference(_tiny(), "bf16")
+    seen: dict[str, torch.dtype] = {}
+
+    def record(name: str):
+        def hook(module, args, out) -> None:
+            seen[name] = out.dtype
+        return hook
+
+    fast.core.head.register_forward_hook(record("head"))
+    fast.core.blocks4[-1].register_forward_hook(record("last block"))
+    with torch.no_grad():
+        fast(_clip())
+    assert seen == {"last block": torch.bfloat16, "head": torch.float32}
+
+
 def test_predictor_and_cli_precision(capsys, monkeypatch, one_thread):
     import json
 
