@@ -15,7 +15,7 @@ HTTP/queue round trip:
   forward); *new file* = a file it has not seen on a server that has answered before, median of
   ``--repeats``; *same file* = the same content uploaded again (the decoded clip is cached by
   content hash; the forward runs again), median of ``--repeats``. The unseen files are copies of
-  ``--clip`` with a few bytes appended (an MP4 ``free`` box), so their content hashes differ.
+  ``--clip`` with an MP4 ``free`` box of random bytes appended, so their content hashes differ.
 - **attention view**: ``/attention`` on the same clip and model at its last layer. *first* =
   the extraction forward with attention capture (the one-view clip is cached if predict used
   1x1 views); *layer move* = another layer of the same extraction (no forward), median of
@@ -107,11 +107,14 @@ def run(url: str, clip: Path, repeats: int) -> dict[str, Any]:
     model = payload["default_models"][0]
     res: dict[str, Any] = {"model": model, "device": payload["device"], "clip": clip.name}
 
+    def predict(path: Path) -> tuple[float, dict[str, Any]]:
+        """Client-side seconds and the first model's result for one /predict upload of ``path``."""
+        t, out = _timed(client.predict, handle_file(str(path)), [model], None, None, None, api_name="/predict")
+        return t, out[0]["models"][0]
+
     with tempfile.TemporaryDirectory() as tmp:
         unseen = [unseen_copy(clip, Path(tmp), i) for i in range(repeats + 1)]
-        cold, out = _timed(client.predict, handle_file(str(unseen[0])), [model], None, None, None,
-                           api_name="/predict")
-        m = out[0]["models"][0]
+        cold, m = predict(unseen[0])
         assert not m["clip_cached"], "a file the server has not seen cannot be in its clip cache"
         res["predict_cold_s"] = cold
         res["predict_cold_server"] = m["timings"]
@@ -119,20 +122,19 @@ def run(url: str, clip: Path, repeats: int) -> dict[str, Any]:
         res["top1"] = m["top5"][0]
         new, servers = [], []
         for path in unseen[1:]:
-            t, out = _timed(client.predict, handle_file(str(path)), [model], None, None, None, api_name="/predict")
-            assert not out[0]["models"][0]["clip_cached"]
+            t, m = predict(path)
+            assert not m["clip_cached"]
             new.append(t)
-            servers.append(out[0]["models"][0]["timings"])
+            servers.append(m["timings"])
         res["predict_new_file_s"] = statistics.median(new)
         res["predict_new_file_server"] = {k: statistics.median(s[k] for s in servers) for k in servers[0]}
         warm = []
         for _ in range(repeats):
-            t, out = _timed(client.predict, handle_file(str(unseen[-1])), [model], None, None, None,
-                            api_name="/predict")
-            assert out[0]["models"][0]["clip_cached"], "the same file again should reuse the decoded clip"
+            t, m = predict(unseen[-1])
+            assert m["clip_cached"], "the same file again should reuse the decoded clip"
             warm.append(t)
         res["predict_warm_s"] = statistics.median(warm)
-        res["predict_warm_model_s"] = out[0]["models"][0]["timings"]["model_s"]
+        res["predict_warm_model_s"] = m["timings"]["model_s"]
 
     view = "layer: attention / kernels"
     first, out = _timed(client.predict, handle_file(str(clip)), model, 999, "average", view, 8, 50, 50,

@@ -34,14 +34,20 @@ from uniformer.data.sampling import TestProtocol, crop_offsets, resized_hw
 FrameArray = np.ndarray | torch.Tensor
 
 
-def to_float_cthw(frames: FrameArray, mean: Sequence[float], std: Sequence[float], *,
-                  bgr: bool = False) -> torch.Tensor:
-    """uint8 ``(T, H, W, 3)`` → normalised float32 ``(3, T, H, W)`` (SlowFast ``tensor_normalize``)."""
+def _uint8_frames(frames: FrameArray) -> torch.Tensor:
+    """``(T, H, W, 3)`` uint8 frames as a tensor (no copy), or a one-line ``ValueError``."""
     x = torch.as_tensor(np.asarray(frames) if isinstance(frames, np.ndarray) else frames)
     if x.ndim != 4 or x.shape[-1] != 3:
         raise ValueError(f"expected frames of shape (T, H, W, 3), got {tuple(x.shape)}")
     if x.dtype != torch.uint8:
         raise ValueError(f"expected uint8 frames, got {x.dtype}")
+    return x
+
+
+def to_float_cthw(frames: FrameArray, mean: Sequence[float], std: Sequence[float], *,
+                  bgr: bool = False) -> torch.Tensor:
+    """uint8 ``(T, H, W, 3)`` → normalised float32 ``(3, T, H, W)`` (SlowFast ``tensor_normalize``)."""
+    x = _uint8_frames(frames)
     if bgr:
         x = x.flip(-1)
     x = x.float() / 255.0
@@ -68,11 +74,7 @@ def preprocess_clip(frames: FrameArray, protocol: TestProtocol) -> torch.Tensor:
 
     The official sequence (:func:`to_float_cthw`, then :func:`short_side_resize`), with the
     normalisation moved after the resize (module docstring)."""
-    x = torch.as_tensor(np.asarray(frames) if isinstance(frames, np.ndarray) else frames)
-    if x.ndim != 4 or x.shape[-1] != 3:
-        raise ValueError(f"expected frames of shape (T, H, W, 3), got {tuple(x.shape)}")
-    if x.dtype != torch.uint8:
-        raise ValueError(f"expected uint8 frames, got {x.dtype}")
+    x = _uint8_frames(frames)
     t, h, w = x.shape[:3]
     if protocol.bgr:
         x = x.flip(-1)
