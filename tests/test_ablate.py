@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from pathlib import Path
@@ -89,7 +90,10 @@ def test_layout_colours_are_fixed_by_name() -> None:
     colours = [layout_colour(layout) for layout in LAYOUTS]
     assert len(set(colours)) == len(LAYOUTS)
     assert layout_colour("GGGG") == colours[LAYOUTS.index("GGGG")]
-    assert layout_colour("LGLG") not in colours  # a layout outside the paper's set still gets its own colour
+    four_stage = ("".join(letters) for letters in itertools.product("LG", repeat=4))
+    others = [layout_colour(layout) for layout in four_stage if layout not in LAYOUTS]
+    assert len(others) == 11 and len(set(others)) == 11  # every other four-stage layout has a colour of its own
+    assert not set(others) & set(colours)
 
 
 @pytest.mark.slow

@@ -178,10 +178,12 @@ def layout_colour(layout: str) -> tuple[float, float, float]:
     """A layout's colour, fixed by its name (not its position), so plots with a layout missing agree."""
     import matplotlib
 
-    palette = matplotlib.colormaps["tab10"].colors
     if layout in LAYOUTS:
-        return palette[LAYOUTS.index(layout)]
-    return palette[len(LAYOUTS) + sum(map(ord, layout)) % (len(palette) - len(LAYOUTS))]
+        return matplotlib.colormaps["tab10"].colors[LAYOUTS.index(layout)]
+    others = matplotlib.colormaps["tab20b"].colors  # none of them is in tab10
+    if len(layout) == 4 and set(layout) <= {"L", "G"}:  # every other four-stage layout: a colour of its own
+        return others[int(layout.replace("L", "0").replace("G", "1"), 2)]
+    return others[16 + sum(map(ord, layout)) % 4]
 
 
 def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Path) -> None:
