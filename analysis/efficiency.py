@@ -399,7 +399,7 @@ def trained_here_plotly(points: Sequence[TrainedPoint], meta: dict | None = None
             hovertemplate="one seed: %{y:.1f} %<extra></extra>",
         ))
     meta = meta or {}
-    where = ", ".join(v for v in (meta.get("cpu"), meta.get("written")) if v)
+    where = ", ".join(v for v in (meta.get("step_budget"), meta.get("cpu"), meta.get("written")) if v)
     fig.update_xaxes(type="log", title_text="GFLOPs per clip (8x112x112, measured here)")
     fig.update_yaxes(title_text="held-out top-1 on the lab set (%)")
     fig.update_layout(
@@ -420,7 +420,8 @@ def trained_here_markdown(points: Sequence[TrainedPoint], meta: dict | None = No
                      f"{p.ci95[1]:.1f} ({p.interval}) | {len(p.seeds_top1)} | {p.train_minutes:.0f} |")
     meta = meta or {}
     lines.append(f"\nOwn GFLOPs against own held-out accuracy ({points[0].n_eval} lab clips of an unseen seed), "
-                 f"every layout trained with one recipe and step budget on {meta.get('cpu', 'this CPU')}; "
+                 f"every layout trained with one recipe and step budget ({meta.get('step_budget', 'see the runs')}) "
+                 f"on {meta.get('cpu', 'this CPU')}; "
                  "see docs/reproduction/README.md. Made by `" + meta.get("command", "python -m uniformer.ablate")
                  + "`")  # no full stop after the code: Gradio wraps a long code span onto its own block
     return "\n".join(lines)

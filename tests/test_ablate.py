@@ -17,6 +17,7 @@ from uniformer.ablate import (
     bundle,
     layout_colour,
     plan_runs,
+    step_budget,
     summarise,
     t_quantile_975,
     wilson_interval,
@@ -85,6 +86,18 @@ def test_report_files(tmp_path: Path) -> None:
         write_report([], tmp_path)
 
 
+def test_step_budget_names_one_recipe_or_each_budget_with_its_runs(tmp_path: Path) -> None:
+    rows = [RunResult(x, s, 0.2, 0.6, 0.7, 0.9, 1000, 30.0, steps=3000, batch_size=16)
+            for x in ("LLLL", "LLGG") for s in (0, 1)]
+    assert step_budget(rows) == "3000 steps of 16 clips"
+    rows[1].steps = 1500  # one run of another budget is not the same recipe
+    assert step_budget(rows) == ("3000 steps of 16 clips (LLLL_s0, LLGG_s0, LLGG_s1); "
+                                 "1500 steps of 16 clips (LLLL_s1)")
+    write_report(rows, tmp_path, {"cpu": "test"})
+    doc = json.loads((tmp_path / "ablation.json").read_text())
+    assert doc["meta"]["step_budget"] == step_budget(rows) and doc["runs"][0]["steps"] == 3000
+
+
 def test_layout_colours_are_fixed_by_name() -> None:
     """A missing layout must not recolour the others between two plots of a partial ablation."""
     colours = [layout_colour(layout) for layout in LAYOUTS]
@@ -119,6 +132,12 @@ def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
     assert (tmp_path / "runs" / "GGGG_s0" / "config.toml").read_text().count('layout = "GGGG"') == 1
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # all done: nothing retrains
     assert again.returncode == 0 and "training" not in again.stdout
+    rewrite = [*args[:7], "--seeds", "0", "--report", str(tmp_path / "report"), "--report-only"]
+    assert subprocess.run(rewrite, capture_output=True, text=True, env=env, timeout=600).returncode == 0
+    meta = json.loads((tmp_path / "report" / "ablation.json").read_text())["meta"]
+    assert meta["step_budget"] == "2 steps of 4 clips"
+    assert meta["command"].startswith(f"python -m uniformer.ablate --out {tmp_path / 'runs'} --layouts LLGG,GGGG,TS "
+                                      "--seeds 0") and "--report-only" in meta["invoked"]
     lines = bundle(tmp_path / "runs", tmp_path / "ckpt", LABELS_DIR / "lab_motion.txt")
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["timesformer_lab.safetensors",
                                                                      "uniformer_lab.safetensors"]

@@ -116,9 +116,9 @@ def test_trained_here_points_carry_their_interval(tmp_path):
     from analysis.efficiency import load_trained_here, trained_here_markdown, trained_here_plotly
     from uniformer.ablate import RunResult, write_report
 
-    rows = [RunResult("LLGG", 0, 0.2, 0.6, 0.70, 0.95, 1000, 30.0),
-            RunResult("LLGG", 1, 0.2, 0.6, 0.74, 0.96, 1000, 31.0),
-            RunResult("TS", 0, 0.9, 0.5, 0.60, 0.90, 1000, 80.0)]
+    rows = [RunResult("LLGG", 0, 0.2, 0.6, 0.70, 0.95, 1000, 30.0, steps=3000, batch_size=16),
+            RunResult("LLGG", 1, 0.2, 0.6, 0.74, 0.96, 1000, 31.0, steps=3000, batch_size=16),
+            RunResult("TS", 0, 0.9, 0.5, 0.60, 0.90, 1000, 80.0, steps=3000, batch_size=16)]
     write_report(rows, tmp_path, {"cpu": "Test CPU", "command": "python -m uniformer.ablate --out x"})
     points, meta = load_trained_here(tmp_path / "ablation.json")
     by = {p.layout: p for p in points}
@@ -130,8 +130,9 @@ def test_trained_here_points_carry_their_interval(tmp_path):
     means = [t for t in fig.data if t.error_y.array is not None]
     assert sorted(x for t in means for x in t.text) == ["LLGG", "TS"]
     assert all(min(t.error_y.array) > 0 and min(t.error_y.arrayminus) > 0 for t in means)
-    assert "Test CPU" in fig.layout.title.text
+    assert "Test CPU" in fig.layout.title.text and "3000 steps of 16 clips" in fig.layout.title.text
     md = trained_here_markdown(points, meta)
+    assert "3000 steps of 16 clips" in md
     assert "| LLGG | 0.200 |" in md and "t over 2 seeds" in md and "python -m uniformer.ablate --out x" in md
 
 

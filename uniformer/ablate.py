@@ -53,6 +53,7 @@ __all__ = [
     "LayoutSummary",
     "layout_colour",
     "plan_runs",
+    "step_budget",
     "summarise",
     "t_quantile_975",
     "wilson_interval",
@@ -64,6 +65,7 @@ __all__ = [
 LAYOUTS: tuple[str, ...] = ("LLLL", "LLLG", "LLGG", "LGGG", "GGGG", "TS")
 CSV_COLUMNS: tuple[str, ...] = ("layout", "seed", "gflops", "params_m", "top1", "top5", "n_eval", "train_minutes")
 REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA, DEFAULT_HELDOUT = "data/lab", "data/lab_heldout"
 
 
 class AblationError(UniformerLabError):
@@ -104,6 +106,8 @@ class RunResult:
     top5: float
     n_eval: int
     train_minutes: float
+    steps: int | None = None  # optimiser steps trained (log.csv); not a CSV column
+    batch_size: int | None = None  # clips per step
 
     def wilson95(self) -> tuple[float, float]:
         return wilson_interval(round(self.top1 * self.n_eval), self.n_eval)
@@ -186,7 +190,7 @@ def layout_colour(layout: str) -> tuple[float, float, float]:
     return others[16 + sum(map(ord, layout)) % 4]
 
 
-def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Path) -> None:
+def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Path, budget: str = "") -> None:
     import matplotlib
     import matplotlib.ticker
 
@@ -207,7 +211,8 @@ def _plot(summary: Sequence[LayoutSummary], rows: Sequence[RunResult], path: Pat
     ax.xaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%.3g"))
     ax.set_xlabel("GFLOPs per clip (multiply-adds, counted here)")
     ax.set_ylabel("held-out top-1 (%)")
-    title = "Stage-layout ablation, trained here: mean over seeds; bars: 95 % t-interval over seeds"
+    shown = budget if budget and ";" not in budget else "mixed step budgets: see ablation.json"
+    title = f"Stage-layout ablation, trained here ({shown}): mean over seeds; bars: 95 % t-interval over seeds"
     if any(s.n_seeds == 1 for s in summary):
         title += "\n(a layout with one seed so far: Wilson interval over its held-out clips)"
     ax.set_title(title, fontsize=9)
@@ -232,13 +237,14 @@ def write_report(rows: Sequence[RunResult], report_dir: Path,
             w.writerow([r.layout, r.seed, f"{r.gflops:.4f}", f"{r.params_m:.4f}", f"{r.top1:.4f}", f"{r.top5:.4f}",
                         r.n_eval, f"{r.train_minutes:.1f}"])
     summary = summarise(rows)
+    budget = step_budget(rows)
     doc = {
         "runs": [asdict(r) | {"top1_wilson95": list(r.wilson95())} for r in rows],
         "layouts": [asdict(s) for s in summary],
-        "meta": meta or {},
+        "meta": (meta or {}) | {"step_budget": budget},
     }
     (report_dir / "ablation.json").write_text(json.dumps(doc, indent=2) + "\n")
-    _plot(summary, rows, report_dir / "ablation.png")
+    _plot(summary, rows, report_dir / "ablation.png", budget)
     return summary
 
 
@@ -265,6 +271,28 @@ def _train_minutes(run_dir: Path) -> float:
             if row.get("epoch_time_s"):
                 seen[row["epoch"]] = float(row["epoch_time_s"])  # a resumed epoch counts once
     return sum(seen.values()) / 60.0
+
+
+def _steps(run_dir: Path) -> int | None:
+    """Optimiser steps the run trained: the last step ``log.csv`` records."""
+    path = run_dir / "log.csv"
+    if not path.is_file():
+        return None
+    with path.open(newline="") as f:
+        steps = [int(row["step"]) for row in csv.DictReader(f) if row.get("step")]
+    return max(steps, default=None)
+
+
+def step_budget(rows: Sequence[RunResult]) -> str:
+    """"3000 steps of 16 clips" when every run agrees, else each budget with its runs (a mixed
+    ablation is not one recipe, and the report should say so)."""
+    budgets: dict[str, list[str]] = {}
+    for r in rows:
+        key = f"{r.steps} steps of {r.batch_size} clips" if r.steps and r.batch_size else "unknown steps"
+        budgets.setdefault(key, []).append(f"{r.layout}_s{r.seed}")
+    if len(budgets) == 1:
+        return next(iter(budgets))
+    return "; ".join(f"{k} ({', '.join(v)})" for k, v in budgets.items())
 
 
 def _cost(run_dir: Path) -> tuple[float, float]:
@@ -316,8 +344,12 @@ def _result(spec: RunSpec) -> RunResult:
     """The CSV row of a run that has its ``heldout.json``."""
     res = json.loads((spec.out_dir / "heldout.json").read_text())
     gflops, params_m = _cost(spec.out_dir)
+    from uniformer.train import load_config
+
+    batch = load_config(spec.out_dir / "config.toml").data.batch_size
     return RunResult(layout=spec.layout, seed=spec.seed, gflops=gflops, params_m=params_m, top1=res["top1"],
-                     top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=_train_minutes(spec.out_dir))
+                     top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=_train_minutes(spec.out_dir),
+                     steps=_steps(spec.out_dir), batch_size=batch)
 
 
 def _ensure_data(path: Path, train: int, val: int, seed: int) -> None:
@@ -380,8 +412,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--seeds", default="0,1", help="comma-separated seeds")
     p.add_argument("--uniformer-config", default="configs/lab_uniformer.toml")
     p.add_argument("--timesformer-config", default="configs/lab_timesformer.toml")
-    p.add_argument("--data", default="data/lab", help="training data (generated when missing)")
-    p.add_argument("--heldout", default="data/lab_heldout", help="held-out set (generated when missing)")
+    p.add_argument("--data", default=DEFAULT_DATA, help="training data (generated when missing)")
+    p.add_argument("--heldout", default=DEFAULT_HELDOUT, help="held-out set (generated when missing)")
     p.add_argument("--train-clips", type=int, default=12000)
     p.add_argument("--val-clips", type=int, default=600)
     p.add_argument("--heldout-clips", type=int, default=1200)
@@ -418,8 +450,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _ensure_data(heldout, 0, a.heldout_clips, a.heldout_seed)
             for spec in specs:
                 rows.append(run_one(spec, heldout, overrides))
-                write_report(rows, Path(a.report), _meta(a))  # after every run: a partial report survives a stop
-        summary = write_report(rows, Path(a.report), _meta(a))
+                write_report(rows, Path(a.report), _meta(a, rows))  # after every run: a partial report survives a stop
+        summary = write_report(rows, Path(a.report), _meta(a, rows))
     except (UniformerLabError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -429,9 +461,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _meta(a: argparse.Namespace) -> dict[str, Any]:
+def _meta(a: argparse.Namespace, rows: Sequence[RunResult]) -> dict[str, Any]:
+    """Where and how: ``command`` trains exactly the reported runs (a report rewritten with
+    ``--report-only`` or ``--bundle`` still names the training command); ``invoked`` is this call."""
+    layouts = [x for x in LAYOUTS if any(r.layout == x for r in rows)]
+    layouts += sorted({r.layout for r in rows} - set(layouts))
+    command = ["python -m uniformer.ablate", f"--out {a.out}", f"--layouts {','.join(layouts)}",
+               f"--seeds {','.join(str(s) for s in sorted({r.seed for r in rows}))}"]
+    command += [f"--data {a.data}"] if a.data != DEFAULT_DATA else []
+    command += [f"--heldout {a.heldout}"] if a.heldout != DEFAULT_HELDOUT else []
+    command += [f"--extra {' '.join(a.extra)}"] if a.extra else []
     return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": _torch_threads(),
-            "command": "python -m uniformer.ablate " + " ".join(sys.argv[1:]),
+            "command": " ".join(command), "invoked": "python -m uniformer.ablate " + " ".join(sys.argv[1:]),
             "written": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
