@@ -47,7 +47,7 @@ log = logging.getLogger("uniformer_lab.app")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # ASSETS_DIR / CLIPS_DIR: uniformer/assets.py (honours UNIFORMER_LAB_ASSETS, like the zoo)
-WARM_UP_CLIP = CLIPS_DIR / "synthetic_approaching.mp4"  # 6 kB: decoding it costs nothing
+WARM_UP_CLIP = CLIPS_DIR / "lab_stopping.mp4"  # 28 kB at the lab models' 112 px: decoding it costs nothing
 
 # Used when no bundled ("local") model exists yet: full-size architectures with random weights.
 FALLBACK_MODELS = ("uniformer_small_k400_16x8", "timesformer_base_k400_8x32")
@@ -482,8 +482,13 @@ def _discard_upload(path: Path, folder: Path) -> None:
 
 
 def iter_clip_examples(suffixes: Iterable[str] = VIDEO_SUFFIXES) -> list[str]:
-    """Example clips shipped in ``assets/clips/`` (smallest first, so the first one is quick)."""
+    """Example clips shipped in ``assets/clips/``: the lab clips first (the default models' own
+    classes, never trained on), then the real pedestrians scene, then the rest smallest first."""
     if not CLIPS_DIR.is_dir():
         return []
     files = [p for p in CLIPS_DIR.iterdir() if p.suffix.lower() in suffixes and p.is_file()]
-    return [str(p) for p in sorted(files, key=lambda p: (p.name != "pedestrians_576p_10s.mp4", p.stat().st_size))]
+
+    def order(p: Path) -> tuple[bool, bool, int]:
+        return not p.name.startswith("lab_"), p.name != "pedestrians_576p_10s.mp4", p.stat().st_size
+
+    return [str(p) for p in sorted(files, key=order)]

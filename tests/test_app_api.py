@@ -390,3 +390,13 @@ def test_start_up_warms_each_default_model_up_without_caching_a_clip(tiny, monke
     lines.clear()
     AppState(AppConfig(default_models=tuple(tiny[:1]), preload=False)).preload_defaults(report=lines.append)
     assert len(lines) == 1 and "loaded in" in lines[0] and "warmed up" not in lines[0]
+
+
+def test_examples_start_with_clips_of_the_default_models_classes():
+    from app.state import WARM_UP_CLIP, AppState, iter_clip_examples
+
+    names = [Path(p).name for p in iter_clip_examples()]
+    lab = [n for n in names if n.startswith("lab_")]
+    assert len(lab) >= 4 and names[:len(lab)] == lab and names[len(lab)] == "pedestrians_576p_10s.mp4"
+    assert WARM_UP_CLIP.is_file() and WARM_UP_CLIP.name in lab
+    assert AppState(AppConfig(preload=False)).default_models == ["uniformer_lab", "timesformer_lab"]

@@ -122,6 +122,20 @@ def test_every_texture_has_its_source_and_licence_recorded():
     assert sum(p.stat().st_size for p in TEXTURE_DIR.iterdir()) < 1.5e6
 
 
+def test_shipped_lab_examples_are_the_generator_clips_their_readme_names():
+    """assets/clips/lab_<class>.mp4 are validation clips of seed 12 (never trained on), so the app's
+    examples for its default models are labelled truthfully and can be remade."""
+    from uniformer.assets import CLIPS_DIR
+
+    examples = sorted(CLIPS_DIR.glob("lab_*.mp4"))
+    assert len(examples) >= 4 and "seed 12" in (CLIPS_DIR / "README.md").read_text()
+    for path in examples:
+        name = path.stem.removeprefix("lab_")
+        frames, meta = make_lab_clip(12, "val", CLASSES.index(name))  # index i has class i % 12
+        assert meta.class_name == name
+        assert np.abs(_decode(path).astype(np.int16) - frames.astype(np.int16)).mean() < 8  # H.264, not another clip
+
+
 def test_cli_preset_lab_writes_balanced_lists_and_deterministic_videos(tmp_path, capsys):
     args = ["--preset", "lab", "--train", "12", "--val", "3", "--seed", "9", "--size", "48", "--frames", "8"]
     assert synthetic.main([*args, "--out", str(tmp_path / "a"), "--workers", "1"]) == 0
