@@ -15,6 +15,7 @@ from uniformer.ablate import (
     AblationError,
     RunResult,
     bundle,
+    differences,
     layout_colour,
     plan_runs,
     step_budget,
@@ -48,7 +49,9 @@ def test_plan_refuses_bad_layouts(tmp_path: Path, bad: str) -> None:
 def test_t_quantiles_and_wilson() -> None:
     assert t_quantile_975(1) == pytest.approx(12.706)
     assert t_quantile_975(10) == pytest.approx(2.228)
-    assert t_quantile_975(1000) == pytest.approx(1.96)
+    assert t_quantile_975(1000) == pytest.approx(1.9623, abs=1e-4)  # solved beyond the table, not 1.96
+    # fractional degrees of freedom (Welch's); reference values of the t distribution's 0.975 quantile
+    assert [round(t_quantile_975(d), 4) for d in (1.5, 2.5, 31)] == [6.0167, 3.5747, 2.0395]
     with pytest.raises(ValueError):
         t_quantile_975(0)
     lo, hi = wilson_interval(800, 1000)
@@ -84,6 +87,19 @@ def test_report_files(tmp_path: Path) -> None:
     assert (tmp_path / "ablation.png").stat().st_size > 10_000
     with pytest.raises(AblationError, match="No finished run"):
         write_report([], tmp_path)
+
+
+def test_welch_difference_between_layouts() -> None:
+    rows = [_row("LLGG", 0, 0.730), _row("LLGG", 1, 0.713), _row("LLLL", 0, 0.709), _row("LLLL", 1, 0.6875),
+            _row("TS", 0, 0.2)]
+    by = {d["layout"]: d for d in differences(rows)}
+    assert set(by) == {"LLLL", "TS"} and by["LLLL"]["diff"] == pytest.approx(-0.02325)
+    # Welch by hand: var/n 1.156e-4 and 7.225e-5, dof (sum)^2 / sum(each^2 / 1) = 1.899, t(1.899) = 4.53
+    lo, hi = by["LLLL"]["ci95"]
+    assert by["LLLL"]["dof"] == pytest.approx(1.899, abs=1e-3)
+    assert (lo, hi) == pytest.approx((-0.02325 - 0.062075, -0.02325 + 0.062075), abs=2e-4)
+    assert by["TS"]["ci95"] is None  # one seed: no interval claimed
+    assert differences(rows, reference="GGGG") == []
 
 
 def test_step_budget_names_one_recipe_or_each_budget_with_its_runs(tmp_path: Path) -> None:

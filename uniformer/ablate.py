@@ -23,8 +23,9 @@ Runs go seed-major (every layout's seed 0 before any seed 1), so a partial ablat
 compares all layouts. ``TS`` is the TimeSformer baseline (divided space-time attention).
 
 Uncertainty: per layout, the mean over seeds with a Student-t 95 % interval (seed-to-seed
-variation, the honest one for "is layout A better than B"), and per run a Wilson 95 % interval on
-its held-out clips (evaluation noise only).
+variation), each layout's difference from LLGG with a Welch 95 % interval (the one for "is layout
+A better than B"; ``differences`` in ablation.json), and per run a Wilson 95 % interval on its
+held-out clips (evaluation noise only).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from typing import Any
 
 from uniformer.device import cpu_name
 from uniformer.errors import UniformerLabError
-from uniformer.metrics import t_interval, t_quantile_975, wilson_interval
+from uniformer.metrics import t_interval, t_quantile_975, welch_interval, wilson_interval
 
 __all__ = [
     "LAYOUTS",
@@ -53,6 +54,7 @@ __all__ = [
     "LayoutSummary",
     "layout_colour",
     "plan_runs",
+    "differences",
     "step_budget",
     "summarise",
     "t_quantile_975",
@@ -162,6 +164,27 @@ def summarise(rows: Sequence[RunResult]) -> list[LayoutSummary]:
     return out
 
 
+def differences(rows: Sequence[RunResult], reference: str = "LLGG") -> list[dict[str, Any]]:
+    """Each layout's mean top-1 minus ``reference``'s, with a Welch 95 % interval over seeds (None
+    where either has one seed): the quantity behind "can these two layouts be told apart"."""
+    by_layout: dict[str, list[float]] = {}
+    for r in rows:
+        by_layout.setdefault(r.layout, []).append(r.top1)
+    ref = by_layout.get(reference)
+    if ref is None:
+        return []
+    out = []
+    for s in summarise(rows):
+        if s.layout == reference:
+            continue
+        accs = by_layout[s.layout]
+        w = welch_interval(accs, ref)
+        out.append({"layout": s.layout, "reference": reference, "diff": sum(accs) / len(accs) - sum(ref) / len(ref),
+                    "ci95": None if w is None else [w[0], w[1]], "dof": None if w is None else w[2],
+                    "seeds": len(accs), "reference_seeds": len(ref)})
+    return out
+
+
 def read_csv(path: Path) -> list[RunResult]:
     with path.open(newline="") as f:
         return [RunResult(layout=r["layout"], seed=int(r["seed"]), gflops=float(r["gflops"]),
@@ -241,6 +264,7 @@ def write_report(rows: Sequence[RunResult], report_dir: Path,
     doc = {
         "runs": [asdict(r) | {"top1_wilson95": list(r.wilson95())} for r in rows],
         "layouts": [asdict(s) for s in summary],
+        "differences": differences(rows),
         "meta": (meta or {}) | {"step_budget": budget},
     }
     (report_dir / "ablation.json").write_text(json.dumps(doc, indent=2) + "\n")
@@ -458,6 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for s in summary:
         ci = "n/a (1 seed)" if s.top1_ci95 is None else f"[{100 * s.top1_ci95[0]:.1f}, {100 * s.top1_ci95[1]:.1f}]"
         print(f"{s.layout:5s} {s.gflops:8.3f} GFLOPs  top-1 {100 * s.top1_mean:5.1f} %  95% CI {ci}  seeds {s.n_seeds}")
+    for d in differences(rows):
+        ci = "n/a (1 seed)" if d["ci95"] is None else \
+            f"[{100 * d['ci95'][0]:+.1f}, {100 * d['ci95'][1]:+.1f}] (Welch, {d['dof']:.1f} dof)"
+        print(f"{d['layout']:5s} - {d['reference']}: {100 * d['diff']:+5.1f} points  95% CI {ci}")
     return 0
 
 

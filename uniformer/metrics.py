@@ -26,7 +26,8 @@ from torch.utils.data import DataLoader
 from uniformer.device import autocast
 from uniformer.errors import UniformerLabError
 
-__all__ = ["EvalResult", "compute_metrics", "evaluate_model", "t_interval", "t_quantile_975", "wilson_interval"]
+__all__ = ["EvalResult", "compute_metrics", "evaluate_model", "t_interval", "t_quantile_975", "welch_interval",
+           "wilson_interval"]
 
 
 @dataclass
@@ -179,11 +180,51 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 
          2.052, 2.048, 2.045, 2.042)
 
 
-def t_quantile_975(dof: int) -> float:
-    """Two-sided 95 % quantile of Student's t with ``dof`` degrees of freedom."""
+def t_quantile_975(dof: float) -> float:
+    """Two-sided 95 % quantile of Student's t with ``dof`` degrees of freedom: the table for whole
+    numbers up to 30, else solved from the t distribution (a fractional ``dof`` is Welch's)."""
     if dof < 1:
         raise ValueError("a t interval needs at least two samples (dof >= 1).")
-    return _T975[dof - 1] if dof <= len(_T975) else 1.96
+    if dof == int(dof) and dof <= len(_T975):
+        return _T975[int(dof) - 1]
+    lo, hi = 1.0, 13.0  # the quantile falls as dof grows: t(1) = 12.706 bounds it
+    for _ in range(60):  # bisection on the upper tail, to ~1e-16
+        mid = (lo + hi) / 2
+        if _t_upper_tail(mid, dof) > 0.025:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _t_upper_tail(t: float, dof: float) -> float:
+    """P(T > t) for t >= 0: half the regularised incomplete beta I_x(dof/2, 1/2), x = dof/(dof+t^2)."""
+    return 0.5 * _betainc(dof / 2, 0.5, dof / (dof + t * t))
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b), by its continued fraction (modified Lentz)."""
+    if x <= 0.0 or x >= 1.0:
+        return 0.0 if x <= 0.0 else 1.0
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side only
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny, f, c, d = 1e-300, 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c if abs(c) > tiny else tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-15:
+            break
+    return front * (f - 1.0)
 
 
 def wilson_interval(correct: float, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -206,4 +247,19 @@ def t_interval(values: Sequence[float]) -> tuple[float, float] | None:
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
     half = t_quantile_975(n - 1) * sd / math.sqrt(n)
     return mean - half, mean + half
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float] | None:
+    """95 % interval of ``mean(a) - mean(b)`` for unequal variances (Welch), and its
+    Welch-Satterthwaite degrees of freedom; None unless both have two or more values."""
+    na, nb = len(a), len(b)
+    if na < 2 or nb < 2:
+        return None
+    ma, mb = sum(a) / na, sum(b) / nb
+    va = sum((x - ma) ** 2 for x in a) / (na - 1) / na
+    vb = sum((x - mb) ** 2 for x in b) / (nb - 1) / nb
+    se = math.sqrt(va + vb)
+    dof = float(na + nb - 2) if se == 0 else max(1.0, (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1)))
+    half = t_quantile_975(dof) * se
+    return ma - mb - half, ma - mb + half, dof
 
