@@ -370,3 +370,39 @@ def test_guess_family():
     assert guess_family(tiny_timesformer().state_dict()) == "timesformer"
     assert guess_family(["timesformer.embeddings.cls_token", "classifier.weight"]) == "timesformer-hf"
     assert guess_family(["fc.weight"]) is None
+
+
+def test_a_lazy_read_maps_the_tensors_instead_of_reading_them(tmp_path, monkeypatch):
+    """What reads only a training checkpoint's config (``stored_config``) must not read its weights
+    as well: they are read again when the model loads."""
+    from pathlib import Path
+
+    from uniformer.train.checkpoint import stored_config
+
+    def mapped_from(t: torch.Tensor, path) -> bool:  # is the tensor's memory a mapping of that file?
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[5] == str(path):
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                if lo <= t.data_ptr() < hi:
+                    return True
+        return False
+
+    obj = {"model": {"w": torch.arange(1 << 20, dtype=torch.float32)}, "config": {"model": {"family": "x"}}}
+    p = tmp_path / "run.pt"
+    torch.save(obj, p)
+    eager, lazy = read_checkpoint(p)["model"]["w"], read_checkpoint(p, lazy=True)["model"]["w"]
+    assert mapped_from(lazy, p) and not mapped_from(eager, p) and torch.equal(lazy, eager)
+    legacy = tmp_path / "legacy.pt"  # the legacy format cannot be mapped: read as before
+    torch.save(obj, legacy, _use_new_zipfile_serialization=False)
+    assert torch.equal(read_checkpoint(legacy, lazy=True)["model"]["w"], eager)
+
+    import uniformer.models.checkpoint as ckpt_module
+
+    seen = []
+    def spy(path, **kw):
+        seen.append(kw)
+        return read_checkpoint(path, **kw)
+
+    monkeypatch.setattr(ckpt_module, "read_checkpoint", spy)
+    assert stored_config(p) is None and seen == [{"lazy": True}]  # no "format": not a uniformer.train checkpoint

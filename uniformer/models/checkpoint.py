@@ -69,7 +69,7 @@ _MAX_LISTED = 8
 
 
 # =============================================================================== reading
-def read_checkpoint(path: PathLike, *, max_bytes: int | None = None) -> Any:
+def read_checkpoint(path: PathLike, *, max_bytes: int | None = None, lazy: bool = False) -> Any:
     """Load a checkpoint file into Python objects (tensors on CPU), safely and bounded.
 
     ``.safetensors`` (or safetensors content under another name) goes through ``safetensors``;
@@ -80,6 +80,10 @@ def read_checkpoint(path: PathLike, *, max_bytes: int | None = None) -> Any:
     absolute cap), so a decompression bomb is refused without inflating it. Anything else raises
     :class:`CheckpointError` with one sentence (missing, directory, FIFO or device, empty, a
     video, a text file, a plain pickle, random bytes, a truncated download).
+
+    ``lazy=True`` maps a zip checkpoint's tensors from the file instead of reading them (``mmap``):
+    for a caller that wants only the small objects beside the weights (a training checkpoint's
+    config), so that a large file is not read once for its config and again for its weights.
     """
     p = Path(path)
     if not p.exists():
@@ -114,7 +118,7 @@ def read_checkpoint(path: PathLike, *, max_bytes: int | None = None) -> Any:
                               "archive or its legacy format); save the weights with torch.save or as .safetensors.")
 
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True, mmap=lazy and is_zip)
     except pickle.UnpicklingError as err:
         first_error: Exception = err
     except RuntimeError as err:

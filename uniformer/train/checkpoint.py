@@ -110,7 +110,7 @@ def stored_config(path: str | os.PathLike) -> tuple[TrainConfig, list[str]] | No
     from uniformer.models.checkpoint import read_checkpoint
 
     try:
-        obj = read_checkpoint(p)  # bounded and weights-only, as every other checkpoint read
+        obj = read_checkpoint(p, lazy=True)  # bounded, weights-only; the tensors are mapped, not read
     except CheckpointError:
         return None
     if isinstance(obj, Mapping) and isinstance(obj.get("config"), Mapping) and "format" in obj:
