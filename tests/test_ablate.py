@@ -114,6 +114,19 @@ def test_step_budget_names_one_recipe_or_each_budget_with_its_runs(tmp_path: Pat
     assert doc["meta"]["step_budget"] == step_budget(rows) and doc["runs"][0]["steps"] == 3000
 
 
+def test_the_report_names_the_commands_that_train_exactly_its_runs() -> None:
+    import argparse
+
+    from uniformer.ablate import _meta
+
+    a = argparse.Namespace(out="runs/x", data="data/lab", heldout="/h", extra=["optim.epochs=12"])
+    rows = [_row(x, s, 0.5) for x in ("TS", "LLGG", "LLLL") for s in (0, 1)] + [_row("LLLL", 2, 0.5),
+                                                                                 _row("LLGG", 2, 0.5)]
+    assert _meta(a, rows)["command"] == (
+        "python -m uniformer.ablate --out runs/x --layouts LLLL,LLGG --seeds 0,1,2 --heldout /h --extra optim.epochs=12"
+        " && python -m uniformer.ablate --out runs/x --layouts TS --seeds 0,1 --heldout /h --extra optim.epochs=12")
+
+
 def test_layout_colours_are_fixed_by_name() -> None:
     """A missing layout must not recolour the others between two plots of a partial ablation."""
     colours = [layout_colour(layout) for layout in LAYOUTS]

@@ -308,7 +308,7 @@ def _steps(run_dir: Path) -> int | None:
 
 
 def step_budget(rows: Sequence[RunResult]) -> str:
-    """"3000 steps of 16 clips" when every run agrees, else each budget with its runs (a mixed
+    """'3000 steps of 16 clips' when every run agrees, else each budget with its runs (a mixed
     ablation is not one recipe, and the report should say so)."""
     budgets: dict[str, list[str]] = {}
     for r in rows:
@@ -491,16 +491,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _meta(a: argparse.Namespace, rows: Sequence[RunResult]) -> dict[str, Any]:
     """Where and how: ``command`` trains exactly the reported runs (a report rewritten with
-    ``--report-only`` or ``--bundle`` still names the training command); ``invoked`` is this call."""
-    layouts = [x for x in LAYOUTS if any(r.layout == x for r in rows)]
-    layouts += sorted({r.layout for r in rows} - set(layouts))
-    command = ["python -m uniformer.ablate", f"--out {a.out}", f"--layouts {','.join(layouts)}",
-               f"--seeds {','.join(str(s) for s in sorted({r.seed for r in rows}))}"]
-    command += [f"--data {a.data}"] if a.data != DEFAULT_DATA else []
-    command += [f"--heldout {a.heldout}"] if a.heldout != DEFAULT_HELDOUT else []
-    command += [f"--extra {' '.join(a.extra)}"] if a.extra else []
+    ``--report-only`` or ``--bundle`` still names the training commands: one per set of seeds);
+    ``invoked`` is this call."""
+    seeds: dict[str, set[int]] = {}
+    for r in rows:
+        seeds.setdefault(r.layout, set()).add(r.seed)
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for layout in sorted(seeds, key=lambda x: (LAYOUTS.index(x) if x in LAYOUTS else len(LAYOUTS), x)):
+        groups.setdefault(tuple(sorted(seeds[layout])), []).append(layout)
+    options = [f"--data {a.data}"] if a.data != DEFAULT_DATA else []
+    options += [f"--heldout {a.heldout}"] if a.heldout != DEFAULT_HELDOUT else []
+    options += [f"--extra {' '.join(a.extra)}"] if a.extra else []
+    commands = [" ".join(["python -m uniformer.ablate", f"--out {a.out}", f"--layouts {','.join(layouts)}",
+                          f"--seeds {','.join(map(str, group))}", *options]) for group, layouts in groups.items()]
     return {"cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": _torch_threads(),
-            "command": " ".join(command), "invoked": "python -m uniformer.ablate " + " ".join(sys.argv[1:]),
+            "command": " && ".join(commands), "invoked": "python -m uniformer.ablate " + " ".join(sys.argv[1:]),
             "written": time.strftime("%Y-%m-%d %H:%M:%S")}
 
 
