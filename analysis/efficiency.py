@@ -325,6 +325,7 @@ class TrainedPoint:
     seeds_top1: tuple[float, ...]  # %, one per seed
     n_eval: int
     train_minutes: float
+    vs_reference: tuple[str, float, tuple[float, float] | None] | None = None  # (layout, points, Welch 95 %)
 
     @property
     def family(self) -> str:
@@ -340,6 +341,7 @@ def load_trained_here(path: str | Path | None = None) -> tuple[list[TrainedPoint
     runs: dict[str, list[dict]] = {}
     for r in doc.get("runs", []):
         runs.setdefault(r["layout"], []).append(r)
+    diffs = {d["layout"]: d for d in doc.get("differences", [])}
     points = []
     for s in doc.get("layouts", []):
         rs = runs.get(s["layout"], [])
@@ -352,8 +354,16 @@ def load_trained_here(path: str | Path | None = None) -> tuple[list[TrainedPoint
         points.append(TrainedPoint(
             layout=s["layout"], gflops=s["gflops"], params_m=s["params_m"], top1=100 * s["top1_mean"],
             ci95=(100 * ci[0], 100 * ci[1]), interval=how, seeds_top1=tuple(100 * r["top1"] for r in rs),
-            n_eval=min(int(r["n_eval"]) for r in rs), train_minutes=s["train_minutes_mean"]))
+            n_eval=min(int(r["n_eval"]) for r in rs), train_minutes=s["train_minutes_mean"],
+            vs_reference=_difference(diffs.get(s["layout"]))))
     return points, doc.get("meta", {})
+
+
+def _difference(d: dict | None) -> tuple[str, float, tuple[float, float] | None] | None:
+    if d is None:
+        return None
+    ci = None if d.get("ci95") is None else (100 * d["ci95"][0], 100 * d["ci95"][1])
+    return d["reference"], 100 * d["diff"], ci
 
 
 _LABEL_POSITIONS = ("top center", "bottom center", "middle right", "middle left", "top right", "bottom left")
@@ -413,11 +423,16 @@ def trained_here_markdown(points: Sequence[TrainedPoint], meta: dict | None = No
     """A table of the same points, and how they were made."""
     if not points:
         return "No lab ablation has been run in this checkout yet (`python -m uniformer.ablate --out runs/ablation`)."
-    lines = ["| layout | GFLOPs/clip | params (M) | held-out top-1 (%) | 95 % CI | seeds | training (min) |",
-             "|---|---:|---:|---:|---|---:|---:|"]
+    lines = ["| layout | GFLOPs/clip | params (M) | held-out top-1 (%) | 95 % CI | difference (points, Welch 95 %) "
+             "| seeds | training (min) |", "|---|---:|---:|---:|---|---|---:|---:|"]
     for p in points:
+        if p.vs_reference is None:
+            diff = "reference" if any(q.vs_reference and q.vs_reference[0] == p.layout for q in points) else "—"
+        else:
+            ref, d, ci = p.vs_reference
+            diff = f"{d:+.1f} vs {ref}" + ("" if ci is None else f" ({ci[0]:+.1f} to {ci[1]:+.1f})")
         lines.append(f"| {p.layout} | {p.gflops:.3f} | {p.params_m:.2f} | {p.top1:.1f} | {p.ci95[0]:.1f}–"
-                     f"{p.ci95[1]:.1f} ({p.interval}) | {len(p.seeds_top1)} | {p.train_minutes:.0f} |")
+                     f"{p.ci95[1]:.1f} ({p.interval}) | {diff} | {len(p.seeds_top1)} | {p.train_minutes:.0f} |")
     meta = meta or {}
     lines.append(f"\nOwn GFLOPs against own held-out accuracy ({points[0].n_eval} lab clips of an unseen seed), "
                  f"every layout trained with one recipe and step budget ({meta.get('step_budget', 'see the runs')}) "

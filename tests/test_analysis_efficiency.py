@@ -133,7 +133,18 @@ def test_trained_here_points_carry_their_interval(tmp_path):
     assert "Test CPU" in fig.layout.title.text and "3000 steps of 16 clips" in fig.layout.title.text
     md = trained_here_markdown(points, meta)
     assert "3000 steps of 16 clips" in md
-    assert "| LLGG | 0.200 |" in md and "t over 2 seeds" in md and "python -m uniformer.ablate --out x" in md
+    assert "| LLGG | 0.200 |" in md and "| reference |" in md
+    assert "t over 2 seeds" in md and "python -m uniformer.ablate --out x" in md
+    assert by["TS"].vs_reference == ("LLGG", pytest.approx(-12.0), None)  # one TS seed: no interval
+    assert "| -12.0 vs LLGG |" in md
+    rows += [RunResult("LLLL", s, 0.16, 0.6, acc, 0.95, 1000, 30.0, steps=3000, batch_size=16)
+             for s, acc in ((0, 0.66), (1, 0.68))]
+    write_report(rows, tmp_path, {"cpu": "Test CPU"})
+    points, meta = load_trained_here(tmp_path / "ablation.json")
+    llll = next(p for p in points if p.layout == "LLLL")
+    ref, d, (lo, hi) = llll.vs_reference
+    assert (ref, d) == ("LLGG", pytest.approx(-5.0)) and lo < -5.0 < hi  # two seeds each: a Welch interval
+    assert f"| -5.0 vs LLGG ({lo:+.1f} to {hi:+.1f}) |" in trained_here_markdown(points, meta)
 
 
 def test_trained_here_without_an_ablation_says_how_to_run_it(tmp_path):

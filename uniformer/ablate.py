@@ -180,7 +180,8 @@ def differences(rows: Sequence[RunResult], reference: str = "LLGG") -> list[dict
         accs = by_layout[s.layout]
         w = welch_interval(accs, ref)
         out.append({"layout": s.layout, "reference": reference, "diff": sum(accs) / len(accs) - sum(ref) / len(ref),
-                    "ci95": None if w is None else [w[0], w[1]], "dof": None if w is None else w[2],
+                    "ci95": None if w is None else [max(-1.0, w[0]), min(1.0, w[1])],  # a difference of fractions
+                    "dof": None if w is None else w[2],
                     "seeds": len(accs), "reference_seeds": len(ref)})
     return out
 
