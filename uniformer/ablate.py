@@ -140,14 +140,18 @@ def plan_runs(layouts: Sequence[str], seeds: Sequence[int], out: Path,
             for s in seeds for layout in layouts]
 
 
+def layout_order(layout: str) -> tuple[int, str]:
+    """Sort key of a layout: ``LAYOUTS`` order, any other layout after them by name."""
+    return (LAYOUTS.index(layout) if layout in LAYOUTS else len(LAYOUTS), layout)
+
+
 def summarise(rows: Sequence[RunResult]) -> list[LayoutSummary]:
     """Per-layout mean over seeds, in ``LAYOUTS`` order (others after, sorted)."""
     by_layout: dict[str, list[RunResult]] = {}
     for r in rows:
         by_layout.setdefault(r.layout, []).append(r)
-    order = [x for x in LAYOUTS if x in by_layout] + sorted(set(by_layout) - set(LAYOUTS))
     out = []
-    for layout in order:
+    for layout in sorted(by_layout, key=layout_order):
         rs = by_layout[layout]
         k = len(rs)
         accs = [r.top1 for r in rs]
@@ -174,12 +178,10 @@ def differences(rows: Sequence[RunResult], reference: str = "LLGG") -> list[dict
     if ref is None:
         return []
     out = []
-    for s in summarise(rows):
-        if s.layout == reference:
-            continue
-        accs = by_layout[s.layout]
+    for layout in sorted(set(by_layout) - {reference}, key=layout_order):
+        accs = by_layout[layout]
         w = welch_interval(accs, ref)
-        out.append({"layout": s.layout, "reference": reference, "diff": sum(accs) / len(accs) - sum(ref) / len(ref),
+        out.append({"layout": layout, "reference": reference, "diff": sum(accs) / len(accs) - sum(ref) / len(ref),
                     "ci95": None if w is None else [max(-1.0, w[0]), min(1.0, w[1])],  # a difference of fractions
                     "dof": None if w is None else w[2],
                     "seeds": len(accs), "reference_seeds": len(ref)})
@@ -253,7 +255,7 @@ def write_report(rows: Sequence[RunResult], report_dir: Path,
     if not rows:
         raise AblationError("No finished run to report yet; run python -m uniformer.ablate first.")
     report_dir.mkdir(parents=True, exist_ok=True)
-    rows = sorted(rows, key=lambda r: (LAYOUTS.index(r.layout) if r.layout in LAYOUTS else 99, r.layout, r.seed))
+    rows = sorted(rows, key=lambda r: (*layout_order(r.layout), r.seed))
     with (report_dir / "ablation.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
@@ -285,27 +287,21 @@ def _run_logged(cmd: Sequence[str], log: Path) -> None:
         raise AblationError(f"{' '.join(cmd[1:4])} failed (exit {rc}); its output is in {log}.")
 
 
-def _train_minutes(run_dir: Path) -> float:
-    """Sum of the epochs' training time in ``log.csv`` (validation and killed partial epochs excluded)."""
+def _training_log(run_dir: Path) -> tuple[float, int | None]:
+    """From ``log.csv``: minutes of the epochs' training time (validation and killed partial epochs
+    excluded) and the optimiser steps trained (the last step it records)."""
     path = run_dir / "log.csv"
     if not path.is_file():
-        return float("nan")
+        return float("nan"), None
+    seen: dict[str, float] = {}
+    steps: list[int] = []
     with path.open(newline="") as f:
-        seen: dict[str, float] = {}
         for row in csv.DictReader(f):
             if row.get("epoch_time_s"):
                 seen[row["epoch"]] = float(row["epoch_time_s"])  # a resumed epoch counts once
-    return sum(seen.values()) / 60.0
-
-
-def _steps(run_dir: Path) -> int | None:
-    """Optimiser steps the run trained: the last step ``log.csv`` records."""
-    path = run_dir / "log.csv"
-    if not path.is_file():
-        return None
-    with path.open(newline="") as f:
-        steps = [int(row["step"]) for row in csv.DictReader(f) if row.get("step")]
-    return max(steps, default=None)
+            if row.get("step"):
+                steps.append(int(row["step"]))
+    return sum(seen.values()) / 60.0, max(steps, default=None)
 
 
 def step_budget(rows: Sequence[RunResult]) -> str:
@@ -320,14 +316,13 @@ def step_budget(rows: Sequence[RunResult]) -> str:
     return "; ".join(f"{k} ({', '.join(v)})" for k, v in budgets.items())
 
 
-def _cost(run_dir: Path) -> tuple[float, float]:
-    """GFLOPs per clip and parameters (M) of the run's model at its training input."""
+def _cost(run_dir: Path, cfg: Any) -> tuple[float, float]:
+    """GFLOPs per clip and parameters (M) of the run's model (its ``TrainConfig``) at its training input."""
     import torch
 
     from uniformer.flops import count_flops
-    from uniformer.train import build_model, load_config
+    from uniformer.train import build_model
 
-    cfg = load_config(run_dir / "config.toml")
     num_classes = cfg.model.num_classes or 10  # the head is a negligible share of the cost
     weights = run_dir / "model.safetensors"
     if weights.is_file():
@@ -368,13 +363,14 @@ def run_one(spec: RunSpec, heldout: Path, data_overrides: Sequence[str]) -> RunR
 def _result(spec: RunSpec) -> RunResult:
     """The CSV row of a run that has its ``heldout.json``."""
     res = json.loads((spec.out_dir / "heldout.json").read_text())
-    gflops, params_m = _cost(spec.out_dir)
     from uniformer.train import load_config
 
-    batch = load_config(spec.out_dir / "config.toml").data.batch_size
+    cfg = load_config(spec.out_dir / "config.toml")
+    gflops, params_m = _cost(spec.out_dir, cfg)
+    minutes, steps = _training_log(spec.out_dir)
     return RunResult(layout=spec.layout, seed=spec.seed, gflops=gflops, params_m=params_m, top1=res["top1"],
-                     top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=_train_minutes(spec.out_dir),
-                     steps=_steps(spec.out_dir), batch_size=batch)
+                     top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=minutes, steps=steps,
+                     batch_size=cfg.data.batch_size)
 
 
 def _ensure_data(path: Path, train: int, val: int, seed: int) -> None:
@@ -498,7 +494,7 @@ def _meta(a: argparse.Namespace, rows: Sequence[RunResult]) -> dict[str, Any]:
     for r in rows:
         seeds.setdefault(r.layout, set()).add(r.seed)
     groups: dict[tuple[int, ...], list[str]] = {}
-    for layout in sorted(seeds, key=lambda x: (LAYOUTS.index(x) if x in LAYOUTS else len(LAYOUTS), x)):
+    for layout in sorted(seeds, key=layout_order):
         groups.setdefault(tuple(sorted(seeds[layout])), []).append(layout)
     options = [f"--data {a.data}"] if a.data != DEFAULT_DATA else []
     options += [f"--heldout {a.heldout}"] if a.heldout != DEFAULT_HELDOUT else []
