@@ -396,6 +396,10 @@ def test_a_lazy_read_maps_the_tensors_instead_of_reading_them(tmp_path, monkeypa
     legacy = tmp_path / "legacy.pt"  # the legacy format cannot be mapped: read as before
     torch.save(obj, legacy, _use_new_zipfile_serialization=False)
     assert torch.equal(read_checkpoint(legacy, lazy=True)["model"]["w"], eager)
+    cut = tmp_path / "cut.pt"  # a truncated download, mapped: the same one sentence as a full read
+    cut.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"truncated or corrupt .*download or save it again\.$"):
+        read_checkpoint(cut, lazy=True)
 
     import uniformer.models.checkpoint as ckpt_module
 
