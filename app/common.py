@@ -162,7 +162,8 @@ def topk_cards_html(results: list[dict[str, Any]]) -> str:
         t = r["timings"]
         caveats = r.get("notes") or (["random weights: these labels are not a prediction"]
                                      if r.get("random_weights") else [])
-        warn = "".join(f'<div class="ul-warn">{esc(n)}</div>' for n in caveats)
+        style = "ul-warn" if r.get("random_weights") else "ul-note"  # random weights warn; a class scope informs
+        warn = "".join(f'<div class="{style}">{esc(n)}</div>' for n in caveats)
         cards.append(
             f'<div class="ul-card" data-model="{esc(r["model"])}">'
             f'<div class="ul-title">{esc(r["model"])}</div>{warn}'
@@ -181,6 +182,7 @@ CSS = """
 .ul-card {flex:1 1 260px; border:1px solid var(--border-color-primary); border-radius:8px; padding:10px;}
 .ul-title {font-weight:600; margin-bottom:4px; word-break:break-all;}
 .ul-warn {color:#b71c1c; font-size:0.85em; margin-bottom:4px;}
+.ul-note {color:#555; font-size:0.85em; margin-bottom:4px;}
 .ul-meta {color:var(--body-text-color-subdued); font-size:0.8em; margin:4px 0;}
 .ul-row {display:flex; gap:6px; font-size:0.95em;}
 .ul-rank {width:1.6em;}

@@ -73,6 +73,7 @@ def test_predict_two_models_side_by_side(client, tiny):
     for m in models:  # each card says itself that its labels mean nothing
         assert len(m["notes"]) == 1 and "random weights" in m["notes"][0]
         assert m["notes"][0].split(",")[0] in cards
+    assert cards.count('class="ul-warn"') == 2 and "ul-note" not in cards  # random weights: a warning
     assert len(frames) == 8 + 4  # one thumbnail per sampled frame of each protocol
     assert {Path(f["image"]).suffix for f in frames} == {".jpeg"}  # WebP would cost ~13x the encoding time
     assert "Done in" in status and "random weights" in status
@@ -174,6 +175,7 @@ def test_synthetic_model_card_says_synthetic(tmp_path):
     (m,) = result["models"]
     assert m["random_weights"] is False and len(m["notes"]) == 1 and "synthetic" in m["notes"][0]
     assert "synthetic clips" in cards and "synthetic clips" not in status
+    assert 'class="ul-note"' in cards and "ul-warn" not in cards  # a scope of classes, not a warning
     assert (result["video"]["width"], result["video"]["height"], result["video"]["rotation"]) == (48, 64, -90)
     assert "display rotation" in status
 
