@@ -25,6 +25,7 @@ from uniformer.ablate import (
     write_report,
 )
 from uniformer.assets import LABELS_DIR
+from uniformer.data.lab import CLASSES as LAB_CLASSES
 
 
 def _row(layout: str, seed: int, top1: float, gflops: float = 1.0) -> RunResult:
@@ -85,6 +86,13 @@ def test_report_files(tmp_path: Path) -> None:
     assert len(doc["layouts"]) == 3 and doc["meta"]["cpu"] == "test"
     assert all(len(r["top1_wilson95"]) == 2 for r in doc["runs"])
     assert (tmp_path / "ablation.png").stat().st_size > 10_000
+    assert not (tmp_path / "ablation_per_class.csv").exists()  # no run has per-class results
+    rows[0].per_class, rows[1].per_class = {"slow": 0.75, "fast": 0.5}, {"slow": 1.0, "fast": 0.25}
+    write_report(rows, tmp_path)
+    with (tmp_path / "ablation_per_class.csv").open() as f:
+        table = list(csv.reader(f))
+    assert table == [["class", "LLLL_s0", "LLLL_s1"], ["slow", "0.7500", "1.0000"], ["fast", "0.5000", "0.2500"]]
+    assert json.loads((tmp_path / "ablation.json").read_text())["runs"][1]["per_class"]["fast"] == 0.25
     with pytest.raises(AblationError, match="No finished run"):
         write_report([], tmp_path)
 
@@ -157,6 +165,12 @@ def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
         rows = {r["layout"]: r for r in csv.DictReader(f)}
     assert set(rows) == {"LLGG", "GGGG", "TS"}
     assert all(int(r["n_eval"]) == 12 and 0 <= float(r["top1"]) <= 1 for r in rows.values())
+    with (tmp_path / "report" / "ablation_per_class.csv").open() as f:
+        per_class = list(csv.DictReader(f))
+    assert [r["class"] for r in per_class] == list(LAB_CLASSES) and set(per_class[0]) == {"class", "LLGG_s0",
+                                                                                          "GGGG_s0", "TS_s0"}
+    assert json.loads((tmp_path / "runs" / "TS_s0" / "heldout.json").read_text())["per_class"].keys() == set(
+        LAB_CLASSES)
     assert float(rows["GGGG"]["gflops"]) > float(rows["LLGG"]["gflops"])  # global attention over 28x28 tokens
     assert (tmp_path / "runs" / "GGGG_s0" / "config.toml").read_text().count('layout = "GGGG"') == 1
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # all done: nothing retrains

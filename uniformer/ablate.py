@@ -8,6 +8,7 @@ one recipe and one step budget, evaluates each run on the same held-out set, and
     docs/reproduction/ablation.csv    layout,seed,gflops,params_m,top1,top5,n_eval,train_minutes
     docs/reproduction/ablation.json   the same rows plus per-layout means, 95 % CIs, CPU, commands
     docs/reproduction/ablation.png    held-out top-1 (mean, 95 % CI over seeds) against GFLOPs
+    docs/reproduction/ablation_per_class.csv   held-out top-1 per class (rows) and run (columns)
 
 Usage::
 
@@ -110,6 +111,7 @@ class RunResult:
     train_minutes: float
     steps: int | None = None  # optimiser steps trained (log.csv); not a CSV column
     batch_size: int | None = None  # clips per step
+    per_class: dict[str, float] | None = None  # held-out top-1 per class (uniformer.evaluate); not a CSV column
 
     def wilson95(self) -> tuple[float, float]:
         return wilson_interval(round(self.top1 * self.n_eval), self.n_eval)
@@ -262,6 +264,7 @@ def write_report(rows: Sequence[RunResult], report_dir: Path,
         for r in rows:
             w.writerow([r.layout, r.seed, f"{r.gflops:.4f}", f"{r.params_m:.4f}", f"{r.top1:.4f}", f"{r.top5:.4f}",
                         r.n_eval, f"{r.train_minutes:.1f}"])
+    _write_per_class(rows, report_dir / "ablation_per_class.csv")
     summary = summarise(rows)
     budget = step_budget(rows)
     doc = {
@@ -273,6 +276,22 @@ def write_report(rows: Sequence[RunResult], report_dir: Path,
     (report_dir / "ablation.json").write_text(json.dumps(doc, indent=2) + "\n")
     _plot(summary, rows, report_dir / "ablation.png", budget)
     return summary
+
+
+def _write_per_class(rows: Sequence[RunResult], path: Path) -> None:
+    """``ablation_per_class.csv``: one row per class, one column per run (held-out top-1), for the
+    question "which motions does a layout miss"; runs evaluated before per-class results were kept
+    have no column."""
+    runs = [r for r in rows if r.per_class]
+    if not runs:
+        path.unlink(missing_ok=True)
+        return
+    classes = list(dict.fromkeys(c for r in runs for c in r.per_class or {}))  # first-seen order
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["class", *(f"{r.layout}_s{r.seed}" for r in runs)])
+        for c in classes:
+            w.writerow([c, *(f"{(r.per_class or {}).get(c, float('nan')):.4f}" for r in runs)])
 
 
 # ------------------------------------------------------------------------------------------ runs
@@ -356,7 +375,8 @@ def run_one(spec: RunSpec, heldout: Path, data_overrides: Sequence[str]) -> RunR
             raise AblationError(f"Evaluating {spec.name} failed (exit {rc}); run: {' '.join(cmd)}")
         result = json.loads(tmp.read_text())
         done.write_text(json.dumps({"top1": result["top1"], "top5": result["top5"],
-                                    "n_eval": result["num_videos"], "heldout": str(heldout)}, indent=2))
+                                    "n_eval": result["num_videos"], "heldout": str(heldout),
+                                    "per_class": _per_class(result)}, indent=2))
     return _result(spec)
 
 
@@ -368,9 +388,22 @@ def _result(spec: RunSpec) -> RunResult:
     cfg = load_config(spec.out_dir / "config.toml")
     gflops, params_m = _cost(spec.out_dir, cfg)
     minutes, steps = _training_log(spec.out_dir)
+    per_class = res.get("per_class")
+    if per_class is None and (spec.out_dir / "heldout.out").is_file():  # runs evaluated before it was kept
+        try:
+            per_class = _per_class(json.loads((spec.out_dir / "heldout.out").read_text()))
+        except (ValueError, KeyError, TypeError):
+            per_class = None
     return RunResult(layout=spec.layout, seed=spec.seed, gflops=gflops, params_m=params_m, top1=res["top1"],
                      top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=minutes, steps=steps,
-                     batch_size=cfg.data.batch_size)
+                     batch_size=cfg.data.batch_size, per_class=per_class)
+
+
+def _per_class(evaluation: dict[str, Any]) -> dict[str, float] | None:
+    """``{class: top-1}`` from ``uniformer.evaluate --json`` output (None when it has none); a class
+    without held-out clips is left out (the CSV shows it as nan)."""
+    rows = evaluation.get("per_class")
+    return {str(c["class"]): float(c["top1"]) for c in rows if c.get("top1") is not None} if rows else None
 
 
 def _ensure_data(path: Path, train: int, val: int, seed: int) -> None:
