@@ -176,6 +176,7 @@ def test_synthetic_model_card_says_synthetic(tmp_path):
     assert m["random_weights"] is False and len(m["notes"]) == 1 and "synthetic" in m["notes"][0]
     assert "synthetic clips" in cards and "synthetic clips" not in status
     assert 'class="ul-note"' in cards and "ul-warn" not in cards  # a scope of classes, not a warning
+    assert "synthetic_* examples" in m["notes"][0]  # the tiny model's own classes, not the lab clips'
     assert (result["video"]["width"], result["video"]["height"], result["video"]["rotation"]) == (48, 64, -90)
     assert "display rotation" in status
 

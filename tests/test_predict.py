@@ -195,6 +195,7 @@ def test_default_model_is_bundled_and_trained_and_says_synthetic(capsys):
     assert out["model"] == DEFAULT_MODEL and "random" not in out["weights"]
     synthetic = [n for n in out["notes"] if "synthetic" in n]
     assert len(synthetic) == 1 and synthetic[0].endswith(".") and get_entry(DEFAULT_MODEL).synthetic
+    assert "lab_* examples" in synthetic[0]  # the lab model's example clips (assets/clips/lab_*.mp4)
     assert not any("random" in n for n in out["notes"])
 
 

@@ -106,9 +106,10 @@ def model_notes(entry: ZooEntry, *, random_weights: bool) -> list[str]:
         return [f"{entry.name} runs with random weights (no trained weights were found), so its labels show that "
                 "the pipeline runs, not what the video contains."]
     if entry.synthetic:
+        examples = "lab_*" if entry.dataset == "synthetic-lab" else "synthetic_*"  # assets/clips, the app's examples
         return [f"{entry.name} knows the {entry.num_classes} motion classes of this project's synthetic clips "
-                "(such as the lab examples), not human actions: on a real video its labels say little about what "
-                "it shows."]
+                f"(such as the {examples} examples), not human actions: on a real video its labels say little about "
+                "what it shows."]
     return []
 
 
