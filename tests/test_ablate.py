@@ -169,8 +169,10 @@ def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
         per_class = list(csv.DictReader(f))
     assert [r["class"] for r in per_class] == list(LAB_CLASSES) and set(per_class[0]) == {"class", "LLGG_s0",
                                                                                           "GGGG_s0", "TS_s0"}
-    assert json.loads((tmp_path / "runs" / "TS_s0" / "heldout.json").read_text())["per_class"].keys() == set(
-        LAB_CLASSES)
+    held = json.loads((tmp_path / "runs" / "TS_s0" / "heldout.json").read_text())
+    assert held["per_class"].keys() == set(LAB_CLASSES) and held["time_reversal"]["n"] == 8  # 4 pairs, 1 clip each
+    runs = json.loads((tmp_path / "report" / "ablation.json").read_text())["runs"]
+    assert all(len(r["time_reversal"]["pairs"]) == 4 for r in runs)
     assert float(rows["GGGG"]["gflops"]) > float(rows["LLGG"]["gflops"])  # global attention over 28x28 tokens
     assert (tmp_path / "runs" / "GGGG_s0" / "config.toml").read_text().count('layout = "GGGG"') == 1
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # all done: nothing retrains

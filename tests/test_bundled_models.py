@@ -78,6 +78,8 @@ def test_evaluate_uses_the_bundled_weights_without_a_checkpoint(tmp_path, capsys
     assert main(["--model", "uniformer_tiny_synthetic_8x2", *data, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["num_videos"] == 12 and result["top1"] > 1 / 12
+    reversal = result["time_reversal"]  # the synthetic classes come in time-reversed pairs: 6 of them
+    assert len(reversal["pairs"]) == 6 and reversal["n"] == 12 and 0 <= reversal["order_given_pair"] <= 1
     # neither weights nor a zoo model to take them from: one line, exit code 2
     assert main(data) == 2
     err = capsys.readouterr().err.strip()

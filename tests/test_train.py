@@ -383,6 +383,25 @@ def test_compute_metrics_top5_per_class_and_confusion():
     assert d["per_class"][3]["top1"] is None and len(d["confusion"]) == 6
 
 
+def test_time_reversal_pair_found_and_order():
+    from uniformer.metrics import time_reversal
+
+    classes = ["left", "right", "up", "down", "slow"]
+    c = torch.zeros(5, 5, dtype=torch.long)
+    c[0, 0], c[0, 1], c[0, 4] = 6, 2, 2  # left: 6 right, 2 called its reversal, 2 outside the pair
+    c[1, 1], c[1, 0] = 5, 5  # right: the pair always, the order half the time
+    c[2, 2] = 4  # up: perfect; its twin "down" has no clip
+    r = time_reversal(c, classes, [("left", "right"), ("up", "down"), ("up", "down"), ("fast", "slow")])
+    assert [p["pair"] for p in r["pairs"]] == [["left", "right"], ["up", "down"]]  # absent names, repeats: skipped
+    lr, ud = r["pairs"]
+    assert (lr["n"], lr["pair_found"], lr["order_given_pair"]) == (20, 18 / 20, 11 / 18)
+    assert (ud["n"], ud["pair_found"], ud["order_given_pair"]) == (4, 1.0, 1.0)
+    assert (r["n"], r["pair_found"], r["order_given_pair"]) == (24, 22 / 24, 15 / 22)
+    assert time_reversal(c, classes, [("fast", "slow")]) is None
+    empty = time_reversal(torch.zeros(2, 2, dtype=torch.long), ["a", "b"], [("a", "b")])
+    assert empty["pair_found"] is None and empty["order_given_pair"] is None and empty["n"] == 0
+
+
 # ---------------------------------------------------------------------------------------- configs
 def test_overrides_and_toml_round_trip(tmp_path):
     cfg = load_config(CONFIGS / "synthetic_uniformer_tiny.toml", [

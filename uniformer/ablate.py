@@ -112,6 +112,7 @@ class RunResult:
     steps: int | None = None  # optimiser steps trained (log.csv); not a CSV column
     batch_size: int | None = None  # clips per step
     per_class: dict[str, float] | None = None  # held-out top-1 per class (uniformer.evaluate); not a CSV column
+    time_reversal: dict[str, Any] | None = None  # pair found / order given the pair (uniformer.metrics)
 
     def wilson95(self) -> tuple[float, float]:
         return wilson_interval(round(self.top1 * self.n_eval), self.n_eval)
@@ -376,7 +377,8 @@ def run_one(spec: RunSpec, heldout: Path, data_overrides: Sequence[str]) -> RunR
         result = json.loads(tmp.read_text())
         done.write_text(json.dumps({"top1": result["top1"], "top5": result["top5"],
                                     "n_eval": result["num_videos"], "heldout": str(heldout),
-                                    "per_class": _per_class(result)}, indent=2))
+                                    "per_class": _per_class(result),
+                                    "time_reversal": result.get("time_reversal")}, indent=2))
     return _result(spec)
 
 
@@ -388,15 +390,16 @@ def _result(spec: RunSpec) -> RunResult:
     cfg = load_config(spec.out_dir / "config.toml")
     gflops, params_m = _cost(spec.out_dir, cfg)
     minutes, steps = _training_log(spec.out_dir)
-    per_class = res.get("per_class")
-    if per_class is None and (spec.out_dir / "heldout.out").is_file():  # runs evaluated before it was kept
-        try:
-            per_class = _per_class(json.loads((spec.out_dir / "heldout.out").read_text()))
-        except (ValueError, KeyError, TypeError):
-            per_class = None
+    per_class, reversal = res.get("per_class"), res.get("time_reversal")
+    if (per_class is None or reversal is None) and (spec.out_dir / "heldout.out").is_file():
+        try:  # runs evaluated before heldout.json kept these: the evaluation's own output
+            full = json.loads((spec.out_dir / "heldout.out").read_text())
+            per_class, reversal = per_class or _per_class(full), reversal or full.get("time_reversal")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            pass
     return RunResult(layout=spec.layout, seed=spec.seed, gflops=gflops, params_m=params_m, top1=res["top1"],
                      top5=res["top5"], n_eval=int(res["n_eval"]), train_minutes=minutes, steps=steps,
-                     batch_size=cfg.data.batch_size, per_class=per_class)
+                     batch_size=cfg.data.batch_size, per_class=per_class, time_reversal=reversal)
 
 
 def _per_class(evaluation: dict[str, Any]) -> dict[str, float] | None:

@@ -21,15 +21,21 @@ from typing import Any
 from torch import nn
 
 from uniformer import jsonsafe
+from uniformer.data.lab import PAIRS as LAB_PAIRS
 from uniformer.data.sampling import parse_views
+from uniformer.data.synthetic import PAIRS as SYNTHETIC_PAIRS
 from uniformer.device import PRECISIONS, resolve_amp, resolve_precision
 from uniformer.errors import CheckpointError, ConfigError, UniformerLabError
-from uniformer.metrics import EvalResult, compute_metrics, evaluate_model
+from uniformer.metrics import EvalResult, compute_metrics, evaluate_model, time_reversal
 from uniformer.train.checkpoint import stored_config
 from uniformer.train.config import TrainConfig, load_config
 from uniformer.train.dist import setup_distributed
 
 __all__ = ["EvalResult", "compute_metrics", "evaluate_model", "main"]
+
+#: Classes that are each other played backwards, in the project's generators; a class list that holds
+#: both names of a pair gets the time-reversal scores (``uniformer.metrics.time_reversal``).
+REVERSAL_PAIRS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((*LAB_PAIRS, *SYNTHETIC_PAIRS)))  # left/right: both
 
 
 # -------------------------------------------------------------------------------------------- CLI
@@ -80,8 +86,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if result is None:  # not rank 0
         return 0
+    reversal = time_reversal(result.confusion, classes, REVERSAL_PAIRS) if classes else None
     if a.json:
-        print(jsonsafe.dumps(result.to_dict(classes, confusion=a.confusion), indent=2))
+        out = result.to_dict(classes, confusion=a.confusion)
+        if reversal is not None:
+            out["time_reversal"] = reversal
+        print(jsonsafe.dumps(out, indent=2))
     else:
         print(f"videos {result.num_videos}  top-1 {100 * result.top1:.2f}  top-5 {100 * result.top5:.2f}  "
               f"mean class acc {100 * result.mean_class_acc:.2f}  view loss {result.loss:.4f}")
@@ -89,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         worst = sorted((acc, i) for i, acc in enumerate(result.per_class_acc) if result.support[i])[:5]
         for acc, i in worst:
             print(f"  weakest: {names[i]:<32} {100 * acc:6.2f}%  ({result.support[i]} videos)")
+        if reversal is not None and reversal["order_given_pair"] is not None:
+            print(f"time-reversed pairs: pair found {100 * reversal['pair_found']:.2f} %, right order given the pair "
+                  f"{100 * reversal['order_given_pair']:.2f} % (50 % = the order is not seen), {reversal['n']} videos")
     return 0
 
 

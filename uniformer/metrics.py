@@ -26,8 +26,8 @@ from torch.utils.data import DataLoader
 from uniformer.device import autocast
 from uniformer.errors import UniformerLabError
 
-__all__ = ["EvalResult", "compute_metrics", "evaluate_model", "t_interval", "t_quantile_975", "welch_interval",
-           "wilson_interval"]
+__all__ = ["EvalResult", "compute_metrics", "evaluate_model", "t_interval", "t_quantile_975", "time_reversal",
+           "welch_interval", "wilson_interval"]
 
 
 @dataclass
@@ -91,6 +91,31 @@ def compute_metrics(logits: torch.Tensor, labels: torch.Tensor, view_loss: float
         logits=logits,
         labels=labels,
     )
+
+
+def time_reversal(confusion: torch.Tensor, classes: Sequence[str],
+                  pairs: Sequence[tuple[str, str]]) -> dict[str, Any] | None:
+    """The arrow of time, from a confusion matrix: on classes that are each other played backwards
+    (the generators' ``PAIRS``), ``pair_found`` is the share of their clips predicted as either class
+    of the true pair, and ``order_given_pair`` the share of those predicted as the right one (0.5:
+    the model sees the pair but not the order). Pooled over the pairs present in ``classes`` and per
+    pair; None when ``classes`` hold no pair. A score is None where it has no clip to count."""
+    index = {c: i for i, c in enumerate(classes)}
+    rows, found_all, right_all, n_all = [], 0, 0, 0
+    for a, b in dict.fromkeys(pairs):  # a pair listed twice counts once
+        if a not in index or b not in index:
+            continue
+        i, j = index[a], index[b]
+        n = int(confusion[i].sum() + confusion[j].sum())
+        right = int(confusion[i, i] + confusion[j, j])
+        found = right + int(confusion[i, j] + confusion[j, i])
+        rows.append({"pair": [a, b], "n": n, "pair_found": found / n if n else None,
+                     "order_given_pair": right / found if found else None})
+        found_all, right_all, n_all = found_all + found, right_all + right, n_all + n
+    if not rows:
+        return None
+    return {"pair_found": found_all / n_all if n_all else None,
+            "order_given_pair": right_all / found_all if found_all else None, "n": n_all, "pairs": rows}
 
 
 def _batch_parts(batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
