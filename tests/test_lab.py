@@ -183,3 +183,15 @@ def test_lab_recipes_train_the_zoo_architectures_and_labels():
         assert recipe["model"]["kwargs"] == module.ARCHS["lab"], config
         assert recipe["data"]["size"] == module.ARCHS["lab"]["img_size"]
     assert (LABELS_DIR / "lab_motion.txt").read_text().split() == list(CLASSES)
+
+
+def test_landmark_is_on_screen_except_for_the_known_approach_defect():
+    # hiding / emerging / passing are defined by B and have it on screen; approaching / moving_away
+    # have at most an edge of it (the defect the module docstring describes; a fix is a new preset)
+    shown: dict[str, list[float]] = {c: [] for c in CLASSES}
+    for i in range(36):  # three clips per class, at the real 112 px
+        _, meta = make_lab_clip(1, "val", i)
+        shown[meta.class_name].append(meta.landmark_on_screen(112))
+    for c in ("hiding", "emerging", "passing_in_front", "passing_behind"):
+        assert min(shown[c]) == 1.0, c
+    assert max(shown["approaching"] + shown["moving_away"]) < 0.2
