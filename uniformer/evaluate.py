@@ -34,8 +34,9 @@ from uniformer.train.dist import setup_distributed
 __all__ = ["EvalResult", "compute_metrics", "evaluate_model", "main"]
 
 #: Classes that are each other played backwards, in the project's generators; a class list that holds
-#: both names of a pair gets the time-reversal scores (``uniformer.metrics.time_reversal``).
-REVERSAL_PAIRS: tuple[tuple[str, str], ...] = tuple(dict.fromkeys((*LAB_PAIRS, *SYNTHETIC_PAIRS)))  # left/right: both
+#: both names of a pair gets the time-reversal scores (``uniformer.metrics.time_reversal``, which
+#: counts a pair both generators list once).
+REVERSAL_PAIRS: tuple[tuple[str, str], ...] = (*LAB_PAIRS, *SYNTHETIC_PAIRS)
 
 
 # -------------------------------------------------------------------------------------------- CLI
@@ -86,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if result is None:  # not rank 0
         return 0
-    reversal = time_reversal(result.confusion, classes, REVERSAL_PAIRS) if classes else None
+    reversal = time_reversal(result.confusion, classes, REVERSAL_PAIRS)  # None without named pairs
     if a.json:
         out = result.to_dict(classes, confusion=a.confusion)
         if reversal is not None:
