@@ -178,7 +178,14 @@ def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
     again = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)  # all done: nothing retrains
     assert again.returncode == 0 and "training" not in again.stdout
     rewrite = [*args[:7], "--seeds", "0", "--report", str(tmp_path / "report"), "--report-only"]
+    # a run evaluated before heldout.json kept per-class results, whose evaluation output is damaged:
+    # the report still comes out, without that run's per-class column
+    ts = tmp_path / "runs" / "TS_s0"
+    (ts / "heldout.json").write_text(json.dumps({k: held[k] for k in ("top1", "top5", "n_eval", "heldout")}))
+    (ts / "heldout.out").write_text('{"per_class": [{"class": "slow"')
     assert subprocess.run(rewrite, capture_output=True, text=True, env=env, timeout=600).returncode == 0
+    with (tmp_path / "report" / "ablation_per_class.csv").open() as f:
+        assert set(next(csv.reader(f))) == {"class", "LLGG_s0", "GGGG_s0"}
     meta = json.loads((tmp_path / "report" / "ablation.json").read_text())["meta"]
     assert meta["step_budget"] == "2 steps of 4 clips"
     assert meta["command"].startswith(f"python -m uniformer.ablate --out {tmp_path / 'runs'} --layouts LLGG,GGGG,TS "
