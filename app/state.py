@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from app.budget import RequestBudget
-from uniformer.assets import ASSETS_DIR, CLIPS_DIR
+from uniformer.assets import ASSETS_DIR, CLIPS_DIR, DEFAULT_APP_MODELS
 from uniformer.data.sampling import TestProtocol
 from uniformer.errors import CheckpointError, UniformerLabError, VideoError
 from uniformer.zoo import WeightsChoice
@@ -290,8 +290,9 @@ class AppState:
             return names
         local = [e.name for e in ZOO.values()
                  if e.kind == "local" and e.local_path is not None and e.local_path.is_file()]
-        lab = [n for n in local if ZOO[n].dataset == "synthetic-lab"]  # 112 px: locality can be measured
-        return lab or local or list(FALLBACK_MODELS)
+        lab = [n for n in DEFAULT_APP_MODELS if n in local]  # 112 px: locality can be measured
+        tiny = [n for n in local if ZOO[n].dataset == "synthetic-motion"]
+        return lab or tiny or list(FALLBACK_MODELS)
 
     def resolve_weights(self, name: str, *, allow_download: bool | None = None) -> WeightsChoice:
         """The zoo's policy (bundled file, local Hugging Face cache, a download on first use only

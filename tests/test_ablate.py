@@ -191,8 +191,8 @@ def test_ablation_end_to_end_is_resumable(tmp_path: Path) -> None:
     assert meta["command"].startswith(f"python -m uniformer.ablate --out {tmp_path / 'runs'} --layouts LLGG,GGGG,TS "
                                       "--seeds 0") and "--report-only" in meta["invoked"]
     lines = bundle(tmp_path / "runs", tmp_path / "ckpt", LABELS_DIR / "lab_motion.txt")
-    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == ["timesformer_lab.safetensors",
-                                                                     "uniformer_lab.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [
+        "timesformer_lab.safetensors", "uniformer_lab.safetensors", "uniformer_lab_gggg.safetensors"]
     assert lines[0].startswith("uniformer_lab: LLGG_s0, held-out top-1") and "n=12" in lines[0]
 
 
@@ -208,7 +208,8 @@ def test_bundle_skips_unfinished_runs_and_refuses_other_classes(tmp_path: Path) 
               metadata={"classes": json.dumps(["a", "b", "c"])})
     assert bundle(tmp_path / "runs", tmp_path / "ckpt", labels) == [
         "uniformer_lab: LLGG_s0 has not finished yet; nothing bundled.",
-        "timesformer_lab: TS_s0 has not finished yet; nothing bundled."]
+        "timesformer_lab: TS_s0 has not finished yet; nothing bundled.",
+        "uniformer_lab_gggg: GGGG_s0 has not finished yet; nothing bundled."]
     (run / "heldout.json").write_text(json.dumps({"top1": 0.5, "top5": 0.9, "n_eval": 10}))
     with pytest.raises(AblationError, match="trained on classes"):
         bundle(tmp_path / "runs", tmp_path / "ckpt", labels)

@@ -22,7 +22,8 @@ CLASSES = {"synthetic-motion": synthetic.CLASSES, "synthetic-lab": lab.CLASSES}
 # Lower bounds with a wide margin under the held-out figures of the model card (24 clips only;
 # the lab models' card figures come from 1,200 clips: docs/reproduction/ablation.csv).
 MIN_ACCURACY = {"uniformer_tiny_synthetic_8x2": 0.8, "timesformer_tiny_synthetic_8x2": 0.25,  # measured 1.00, 0.38
-                "uniformer_lab": 0.4, "timesformer_lab": 0.08}  # held-out 66.3 %, 15.8 % (chance 8.3 %)
+                "uniformer_lab": 0.4, "uniformer_lab_gggg": 0.35,  # measured 0.62, 0.54; held-out 73.0 %, 65.5 %
+                "timesformer_lab": 0.08}  # measured 0.125; held-out 18.5 %, chance 8.3 %: catches a broken file only
 
 
 def _unseen_clip(dataset: str, index: int) -> tuple[np.ndarray, int]:

@@ -80,7 +80,7 @@ def test_old_names_are_timm_models_listed_and_built():
 @pytest.mark.slow
 def test_bundled_models_load_through_timm():
     for name in ("uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2", "uniformer_lab",
-                 "timesformer_lab"):
+                 "timesformer_lab", "uniformer_lab_gggg"):
         entry = zoo.get_entry(name)
         if not entry.local_path.is_file():
             pytest.fail(f"{entry.local_path} is part of the repository")

@@ -61,7 +61,9 @@ def test_zoo_lists_the_released_checkpoints():
     official = [n for n in uf + ts if zoo.ZOO[n].kind == "official"]
     assert len([n for n in official if n in uf]) == 7 + 5 + 8 + 8 and len([n for n in official if n in ts]) == 9
     assert set(uf + ts) - set(official) == {"uniformer_tiny_synthetic_8x2", "timesformer_tiny_synthetic_8x2",
-                                            "uniformer_lab", "timesformer_lab"}
+                                            "uniformer_lab", "timesformer_lab", "uniformer_lab_gggg"}
+    assert zoo.get_entry("uniformer_lab_gggg").arch["layout"] == "GGGG" and zoo.get_entry("uniformer_lab").arch[
+        "layout"] == "LLGG"
     assert set(zoo.list_models(dataset="k600")) == {n for n in zoo.ZOO if zoo.ZOO[n].dataset == "K600"}
     assert "uniformer_small_k400_32x4" not in zoo.ZOO  # the official zoo has only a log for it
     e = zoo.get_entry("uniformer_base_k600_32x4")

@@ -425,7 +425,7 @@ def collect(specs: Sequence[RunSpec]) -> list[RunResult]:
 
 # ------------------------------------------------------------------------------- bundling
 #: The seed-0 runs that become the zoo's bundled lab models (``assets/checkpoints``).
-BUNDLED_RUNS: dict[str, str] = {"LLGG": "uniformer_lab", "TS": "timesformer_lab"}
+BUNDLED_RUNS: dict[str, str] = {"LLGG": "uniformer_lab", "TS": "timesformer_lab", "GGGG": "uniformer_lab_gggg"}
 MAX_BUNDLE_MB = 25.0
 
 
@@ -479,7 +479,7 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--report", default="docs/reproduction", help="where ablation.csv/.json/.png go")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
     p.add_argument("--bundle", action="store_true",
-                   help="copy the finished LLGG / TS seed-0 weights to assets/checkpoints as uniformer_lab / "
+                   help="copy the finished LLGG / TS / GGGG seed-0 weights to assets/checkpoints as uniformer_lab / "
                         "timesformer_lab (and rewrite the report)")
     p.add_argument("--extra", nargs="*", default=[], help="extra section.key=value overrides for every run")
     return p.parse_args(argv)

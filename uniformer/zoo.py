@@ -387,6 +387,9 @@ _LAB_PROTOCOL = TestProtocol("uniformer_dense", num_frames=8, sampling_rate=2, n
 _LAB_NOTES = ("Trained from scratch on 112x112 synthetic lab clips (natural textures, 12 motion classes: "
               "direction, time-reversal pairs, speed, occlusion order); on real videos its labels mean little, "
               "but its attention is that of a trained model at a grid where locality can be measured.",)
+_LAB_GGGG_NOTES = ("Layout GGGG (the ablation's global-everywhere run, seed 0): its stage-1 attention compares "
+                   "every token of a 28x28 grid per frame, where a 3x3 neighbourhood is 1 % of the frame, which is "
+                   "the paper's Figure 1 question inside UniFormer. Not a default model.",)
 LOCAL_ENTRIES: list[ZooEntry] = [
     ZooEntry(
         name="uniformer_tiny_synthetic_8x2", family="uniformer",
@@ -404,14 +407,16 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
     *(ZooEntry(
-        name=f"{family}_lab", family=family, arch=dict(arch),
+        name=name, family=family, arch=dict(arch),
         dataset="synthetic-lab", num_classes=12, labels="lab_motion.txt", protocol=_LAB_PROTOCOL,
-        file=f"{family}_lab.safetensors", pretrain="none", license="mit", paper=paper, notes=_LAB_NOTES,
+        file=f"{name}.safetensors", pretrain="none", license="mit", paper=paper, notes=_LAB_NOTES + extra,
         kind="local", synthetic=True,
-    ) for family, arch, paper in (
-        ("uniformer", uniformer_arch.ARCHS["lab"], "UniFormer (ICLR 2022, arXiv 2201.04676)"),
-        ("timesformer", timesformer_arch.ARCHS["lab"],
-         "Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)"),
+    ) for name, family, arch, paper, extra in (
+        ("uniformer_lab", "uniformer", uniformer_arch.ARCHS["lab"], "UniFormer (ICLR 2022, arXiv 2201.04676)", ()),
+        ("timesformer_lab", "timesformer", timesformer_arch.ARCHS["lab"],
+         "Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)", ()),
+        ("uniformer_lab_gggg", "uniformer", uniformer_arch.ARCHS["lab_gggg"],
+         "UniFormer (ICLR 2022, arXiv 2201.04676)", _LAB_GGGG_NOTES),
     )),
 ]
 

@@ -384,7 +384,8 @@ _SMALL = dict(depth=[3, 4, 8, 3], embed_dim=[64, 128, 320, 512], head_dim=64, im
 _BASE = dict(depth=[5, 8, 20, 7], embed_dim=[64, 128, 320, 512], head_dim=64, img_size=224)
 _TINY = dict(depth=[1, 1, 2, 1], embed_dim=[32, 64, 96, 128], head_dim=32, img_size=64)
 _LAB = dict(_TINY, img_size=112, layout="LLGG")  # configs/lab_uniformer.toml (the stage-layout ablation's recipe)
-ARCHS = {"small": _SMALL, "base": _BASE, "tiny": _TINY, "lab": _LAB}  # read by uniformer.zoo (one source)
+_LAB_GGGG = dict(_LAB, layout="GGGG")  # the same recipe with global attention in every stage (the ablation's GGGG)
+ARCHS = {"small": _SMALL, "base": _BASE, "tiny": _TINY, "lab": _LAB, "lab_gggg": _LAB_GGGG}  # read by uniformer.zoo
 
 
 def _cfg(hf_hub_filename: str | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -426,6 +427,8 @@ default_cfgs = generate_default_cfgs({
     "uniformer_tiny_synthetic_8x2": _cfg(file=str(CHECKPOINTS_DIR / "uniformer_tiny_synthetic_8x2.safetensors"),
                                          num_classes=12, img_size=64),
     "uniformer_lab": _cfg(file=str(CHECKPOINTS_DIR / "uniformer_lab.safetensors"), num_classes=12, img_size=112),
+    "uniformer_lab_gggg": _cfg(file=str(CHECKPOINTS_DIR / "uniformer_lab_gggg.safetensors"), num_classes=12,
+                               img_size=112),
 })
 
 
@@ -553,3 +556,8 @@ def uniformer_tiny_synthetic_8x2(pretrained: bool = False, **kwargs: Any) -> Uni
 @register_model
 def uniformer_lab(pretrained: bool = False, **kwargs: Any) -> UniFormer:
     return _create("uniformer_lab", pretrained, _LAB, **kwargs)
+
+
+@register_model
+def uniformer_lab_gggg(pretrained: bool = False, **kwargs: Any) -> UniFormer:
+    return _create("uniformer_lab_gggg", pretrained, _LAB_GGGG, **kwargs)
