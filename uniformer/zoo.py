@@ -260,6 +260,11 @@ _K_PROTOCOL_NOTE = ("Kinetics test: 4 dense clips x 1 centre crop after resizing
                     "dataclasses.replace(entry.protocol, short_side=256) to reproduce that variant.")
 
 
+#: The papers the zoo's entries cite (one string each, shared by official and local entries).
+_UNIFORMER_PAPER = "UniFormer (ICLR 2022, arXiv 2201.04676)"
+_TIMESFORMER_PAPER = "Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)"
+
+
 def _uniformer_entries() -> list[ZooEntry]:
     out = []
     for size, ds, frames, rate in _UNIFORMER_KINETICS:
@@ -279,7 +284,7 @@ def _uniformer_entries() -> list[ZooEntry]:
                                   num_crops=1, short_side=224, crop_size=224, mean=MEAN, std=STD),
             hf_hub_id=UNIFORMER_HUB, hf_hub_filename=f"{name}.pth", url=UNIFORMER_ORIGIN,
             published=_published("UniFormer", f"UniFormer-{letter} {frames}x{rate}", ds, "4x1", "IN-1K", frames),
-            pretrain="IN-1K", license="mit", paper="UniFormer (ICLR 2022, arXiv 2201.04676)",
+            pretrain="IN-1K", license="mit", paper=_UNIFORMER_PAPER,
             notes=tuple(notes),
         ))
     for size, ds, frames, pre in _UNIFORMER_SSV:
@@ -301,7 +306,7 @@ def _uniformer_entries() -> list[ZooEntry]:
                                   short_side=224, crop_size=224, mean=MEAN, std=STD, bgr=True),
             hf_hub_id=UNIFORMER_HUB, hf_hub_filename=f"{name}.pth", url=UNIFORMER_ORIGIN,
             published=_published("UniFormer", f"UniFormer-{letter} {frames}f", ds, "1x3", f"IN-1K+{pre}", frames),
-            pretrain=f"IN-1K+{pre}", license="mit", paper="UniFormer (ICLR 2022, arXiv 2201.04676)",
+            pretrain=f"IN-1K+{pre}", license="mit", paper=_UNIFORMER_PAPER,
             notes=tuple(notes),
         ))
     return out
@@ -366,8 +371,7 @@ def _timesformer_entries() -> list[ZooEntry]:
                 url=f"https://www.dropbox.com/s/{_DROPBOX[official]}/{official}.pyth?dl=0",
                 published=_published("TimeSformer", csv_variant, ds, "1x3", pretrain, frames),
                 pretrain=pretrain, license="cc-by-nc-4.0",
-                paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
-                notes=tuple(notes),
+                paper=_TIMESFORMER_PAPER, notes=tuple(notes),
             ))
     return out
 
@@ -396,15 +400,14 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         arch=dict(uniformer_arch.ARCHS["tiny"]),
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="uniformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
-        paper="UniFormer (ICLR 2022, arXiv 2201.04676)", notes=_SYNTH_NOTES, kind="local", synthetic=True,
+        paper=_UNIFORMER_PAPER, notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
     ZooEntry(
         name="timesformer_tiny_synthetic_8x2", family="timesformer",
         arch=dict(timesformer_arch.ARCHS["tiny"]),
         dataset="synthetic-motion", num_classes=12, labels="synthetic_motion.txt", protocol=_SYNTH_PROTOCOL,
         file="timesformer_tiny_synthetic_8x2.safetensors", pretrain="none", license="mit",
-        paper="Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)",
-        notes=_SYNTH_NOTES, kind="local", synthetic=True,
+        paper=_TIMESFORMER_PAPER, notes=_SYNTH_NOTES, kind="local", synthetic=True,
     ),
     *(ZooEntry(
         name=name, family=family, arch=dict(arch),
@@ -412,11 +415,9 @@ LOCAL_ENTRIES: list[ZooEntry] = [
         file=f"{name}.safetensors", pretrain="none", license="mit", paper=paper, notes=_LAB_NOTES + extra,
         kind="local", synthetic=True,
     ) for name, family, arch, paper, extra in (
-        ("uniformer_lab", "uniformer", uniformer_arch.ARCHS["lab"], "UniFormer (ICLR 2022, arXiv 2201.04676)", ()),
-        ("timesformer_lab", "timesformer", timesformer_arch.ARCHS["lab"],
-         "Is Space-Time Attention All You Need for Video Understanding? (ICML 2021, arXiv 2102.05095)", ()),
-        ("uniformer_lab_gggg", "uniformer", uniformer_arch.ARCHS["lab_gggg"],
-         "UniFormer (ICLR 2022, arXiv 2201.04676)", _LAB_GGGG_NOTES),
+        ("uniformer_lab", "uniformer", uniformer_arch.ARCHS["lab"], _UNIFORMER_PAPER, ()),
+        ("timesformer_lab", "timesformer", timesformer_arch.ARCHS["lab"], _TIMESFORMER_PAPER, ()),
+        ("uniformer_lab_gggg", "uniformer", uniformer_arch.ARCHS["lab_gggg"], _UNIFORMER_PAPER, _LAB_GGGG_NOTES),
     )),
 ]
 
