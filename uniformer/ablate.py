@@ -479,8 +479,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--report", default="docs/reproduction", help="where ablation.csv/.json/.png go")
     p.add_argument("--report-only", action="store_true", help="only rewrite the report from finished runs")
     p.add_argument("--bundle", action="store_true",
-                   help="copy the finished LLGG / TS / GGGG seed-0 weights to assets/checkpoints as uniformer_lab / "
-                        "timesformer_lab (and rewrite the report)")
+                   help="copy the finished seed-0 weights to assets/checkpoints ("
+                        + ", ".join(f"{layout} as {name}" for layout, name in BUNDLED_RUNS.items())
+                        + ") and rewrite the report")
     p.add_argument("--extra", nargs="*", default=[], help="extra section.key=value overrides for every run")
     return p.parse_args(argv)
 
